@@ -1,0 +1,189 @@
+// Convolution as matrix products: im2col + GEMM, tiled over output pixels and threaded.
+//
+// For one image, gather every kernel window into a row of a "patch" matrix P; the HWIO kernel
+// buffer is already the (K x F) matrix W, so the convolution is one product:
+//
+//            K = KH*KW*C                 F                      F
+//        +----------------+      +-----------+          +-----------+
+//  rows  | window of p0   |      |           |    rows  | z[p0, :]  |
+//  of a  | window of p0+1 |  x   |  W (HWIO) |  + b  =  | z[p0+1,:] |   (rows of the NHWC
+//  tile  |      ...       |    K |           |          |    ...    |    output, contiguous)
+//        +----------------+      +-----------+          +-----------+
+//
+// A patch row holds the window's pixels in (ky, kx, c) order, which is the row order of W.
+// Whole-batch patch matrices are large (137 MB for the notebook's second layer at batch 32)
+// and stream through memory, so we build P for a tile of `tile_rows` output pixels at a time,
+// sized to stay in the core's cache, and run one GEMM per tile.
+//
+//   forward          Z_tile  = P_tile * W + b
+//   backward data    dP_tile = dZ_tile * W^T, then scatter-add dP back onto dx (col2im)
+//   backward weights dW     += P_tile^T * dZ_tile,  db += column sums of dZ_tile
+//
+// Threads take (image, tile) pairs in a fixed static order. Backward weights accumulates in one
+// buffer per thread and sums them in thread order, so a given thread count always produces the
+// same bits. Backward data gives each thread whole images, since the windows of neighbouring
+// tiles overlap in dx.
+#pragma once
+
+#include <Eigen/Core>
+
+#include "../parallel.hpp"
+#include "conv2d_geometry.hpp"
+
+namespace stratum::kernels {
+
+/// Scratch memory the im2col kernels reuse between calls.
+template <typename T>
+struct Conv2DWorkspace {
+  ThreadScratch<T> patches;
+  ThreadScratch<T> weight_grads;
+};
+
+/// Output pixels per tile: about 128 KiB of patches, at least 16 rows.
+inline Index im2col_tile_rows(const WindowGeometry& g) {
+  const Index rows = (Index{32768} / std::max<Index>(g.patch_size(), 1) + 15) / 16 * 16;
+  return std::clamp<Index>(rows, 16, std::max<Index>(g.out_pixels(), 16));
+}
+
+/// Fills `patches` (rows x K, row-major) with the windows of output pixels
+/// [first_pixel, first_pixel + rows) of one image; taps over the padding are zero.
+template <typename T>
+void im2col(const WindowGeometry& g, const T* image, Index first_pixel, Index rows, T* patches) {
+  const Index channels = g.in_c;
+  for (Index r = 0; r < rows; ++r) {
+    const Index oy = (first_pixel + r) / g.out_w;
+    const Index ox = (first_pixel + r) % g.out_w;
+    T* row = patches + r * g.patch_size();
+    for (Index ky = 0; ky < g.kernel_h; ++ky) {
+      const Index iy = oy * g.stride_h - g.pad_top + ky;
+      for (Index kx = 0; kx < g.kernel_w; ++kx) {
+        const Index ix = ox * g.stride_w - g.pad_left + kx;
+        T* dst = row + (ky * g.kernel_w + kx) * channels;
+        if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) {
+          std::fill(dst, dst + channels, T(0));
+        } else {
+          const T* src = image + (iy * g.in_w + ix) * channels;
+          std::copy(src, src + channels, dst);
+        }
+      }
+    }
+  }
+}
+
+/// The adjoint of im2col: adds each patch row back onto the pixels its window read.
+template <typename T>
+void col2im_add(const WindowGeometry& g, const T* patches, Index first_pixel, Index rows,
+                T* image) {
+  const Index channels = g.in_c;
+  for (Index r = 0; r < rows; ++r) {
+    const Index oy = (first_pixel + r) / g.out_w;
+    const Index ox = (first_pixel + r) % g.out_w;
+    const T* row = patches + r * g.patch_size();
+    for (Index ky = 0; ky < g.kernel_h; ++ky) {
+      const Index iy = oy * g.stride_h - g.pad_top + ky;
+      if (iy < 0 || iy >= g.in_h) continue;
+      for (Index kx = 0; kx < g.kernel_w; ++kx) {
+        const Index ix = ox * g.stride_w - g.pad_left + kx;
+        if (ix < 0 || ix >= g.in_w) continue;
+        const T* src = row + (ky * g.kernel_w + kx) * channels;
+        T* dst = image + (iy * g.in_w + ix) * channels;
+        for (Index c = 0; c < channels; ++c) dst[c] += src[c];
+      }
+    }
+  }
+}
+
+namespace detail {
+template <typename T>
+using ConstMatrixMap = Eigen::Map<const RowMatrix<T>>;
+template <typename T>
+using MatrixMap = Eigen::Map<RowMatrix<T>>;
+template <typename T>
+using ConstRowVectorMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+template <typename T>
+using RowVectorMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+}  // namespace detail
+
+template <typename T>
+void conv2d_forward(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
+                    T* output, Conv2DWorkspace<T>& workspace) {
+  const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
+  const Index tile_rows = im2col_tile_rows(g);
+  const Index tiles = (P + tile_rows - 1) / tile_rows;
+  const Index image_size = g.in_h * g.in_w * g.in_c;
+  workspace.patches.prepare(tile_rows * K);
+  const detail::ConstMatrixMap<T> w(kernel, K, F);
+
+  STRATUM_OMP(parallel for schedule(static))
+  for (Index item = 0; item < g.batch * tiles; ++item) {
+    const Index n = item / tiles, first = (item % tiles) * tile_rows;
+    const Index rows = std::min(tile_rows, P - first);
+    T* patches = workspace.patches.get();
+    im2col(g, input + n * image_size, first, rows, patches);
+    detail::MatrixMap<T> z(output + (n * P + first) * F, rows, F);
+    z.noalias() = detail::ConstMatrixMap<T>(patches, rows, K) * w;
+    if (bias) z.rowwise() += detail::ConstRowVectorMap<T>(bias, F);
+  }
+}
+
+template <typename T>
+void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* kernel, T* d_input,
+                          Conv2DWorkspace<T>& workspace) {
+  const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
+  const Index tile_rows = im2col_tile_rows(g);
+  const Index image_size = g.in_h * g.in_w * g.in_c;
+  workspace.patches.prepare(tile_rows * K);
+  const detail::ConstMatrixMap<T> w(kernel, K, F);
+
+  STRATUM_OMP(parallel for schedule(static))
+  for (Index n = 0; n < g.batch; ++n) {
+    T* image_grad = d_input + n * image_size;
+    std::fill(image_grad, image_grad + image_size, T(0));
+    T* patch_grads = workspace.patches.get();
+    for (Index first = 0; first < P; first += tile_rows) {
+      const Index rows = std::min(tile_rows, P - first);
+      detail::MatrixMap<T>(patch_grads, rows, K).noalias() =
+          detail::ConstMatrixMap<T>(d_output + (n * P + first) * F, rows, F) * w.transpose();
+      col2im_add(g, patch_grads, first, rows, image_grad);
+    }
+  }
+}
+
+template <typename T>
+void conv2d_backward_weights(const WindowGeometry& g, const T* input, const T* d_output,
+                             T* d_kernel, T* d_bias, Conv2DWorkspace<T>& workspace) {
+  const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
+  const Index tile_rows = im2col_tile_rows(g);
+  const Index tiles = (P + tile_rows - 1) / tile_rows;
+  const Index image_size = g.in_h * g.in_w * g.in_c;
+  workspace.patches.prepare(tile_rows * K);
+  workspace.weight_grads.prepare(K * F + F);
+  const int threads = workspace.weight_grads.count();
+  for (int t = 0; t < threads; ++t)
+    std::fill(workspace.weight_grads.get(t), workspace.weight_grads.get(t) + K * F + F, T(0));
+
+  STRATUM_OMP(parallel for schedule(static))
+  for (Index item = 0; item < g.batch * tiles; ++item) {
+    const Index n = item / tiles, first = (item % tiles) * tile_rows;
+    const Index rows = std::min(tile_rows, P - first);
+    T* patches = workspace.patches.get();
+    T* accumulator = workspace.weight_grads.get();
+    im2col(g, input + n * image_size, first, rows, patches);
+    const detail::ConstMatrixMap<T> dz(d_output + (n * P + first) * F, rows, F);
+    detail::MatrixMap<T>(accumulator, K, F).noalias() +=
+        detail::ConstMatrixMap<T>(patches, rows, K).transpose() * dz;
+    detail::RowVectorMap<T>(accumulator + K * F, F) += dz.colwise().sum();
+  }
+
+  detail::MatrixMap<T> dw(d_kernel, K, F);
+  dw = detail::MatrixMap<T>(workspace.weight_grads.get(0), K, F);
+  for (int t = 1; t < threads; ++t) dw += detail::MatrixMap<T>(workspace.weight_grads.get(t), K, F);
+  if (d_bias) {
+    detail::RowVectorMap<T> db(d_bias, F);
+    db = detail::RowVectorMap<T>(workspace.weight_grads.get(0) + K * F, F);
+    for (int t = 1; t < threads; ++t)
+      db += detail::RowVectorMap<T>(workspace.weight_grads.get(t) + K * F, F);
+  }
+}
+
+}  // namespace stratum::kernels

@@ -1,0 +1,109 @@
+// Element-wise activations, shared by the ReLU / Sigmoid / Softmax layers and by the activation
+// that Conv2D and Dense can fuse into their output.
+//
+// Each backward pass is written in terms of the activation's *output* y, which the layer keeps
+// anyway, so nothing else has to be stored:
+//   linear   y = z                       dz = dy
+//   relu     y = max(z, 0)               dz = dy * [y > 0]
+//   sigmoid  y = 1 / (1 + e^-z)          dz = dy * y * (1 - y)
+//   softmax  y_i = e^z_i / sum_j e^z_j   dz_i = y_i * (dy_i - sum_j dy_j * y_j)
+// (softmax runs over the last axis; its Jacobian is diag(y) - y y^T, and the last line is that
+// Jacobian applied to dy.)
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "../parallel.hpp"
+#include "../tensor.hpp"
+
+namespace stratum {
+
+enum class Activation { linear, relu, sigmoid, softmax };
+
+inline const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::linear: return "linear";
+    case Activation::relu: return "relu";
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::softmax: return "softmax";
+  }
+  return "?";
+}
+
+/// y = activation(z), in place on `values`; softmax works on rows of length `row_length`.
+template <typename T>
+void activation_forward(Activation activation, T* values, Index size, Index row_length) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> v(values, size);
+  switch (activation) {
+    case Activation::linear: break;
+    case Activation::relu: v = v.max(T(0)); break;
+    case Activation::sigmoid:
+      // 1/(1+e^-z) overflows e^-z for very negative z in float; the result is still 0 then.
+      v = T(1) / (T(1) + (-v).exp());
+      break;
+    case Activation::softmax:
+      for (Index row = 0; row < size / row_length; ++row) {
+        auto r = v.segment(row * row_length, row_length);
+        r = (r - r.maxCoeff()).exp();  // shifting by the max keeps exp() from overflowing
+        r /= r.sum();
+      }
+      break;
+  }
+}
+
+/// dz = dy * activation'(z), given y = activation(z). `dz` may alias `dy`.
+template <typename T>
+void activation_backward(Activation activation, const T* y, const T* dy, T* dz, Index size,
+                         Index row_length) {
+  Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> out(y, size), d_out(dy, size);
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> d_in(dz, size);
+  switch (activation) {
+    case Activation::linear: d_in = d_out; break;
+    case Activation::relu: d_in = (out > T(0)).select(d_out, T(0)); break;
+    case Activation::sigmoid: d_in = d_out * out * (T(1) - out); break;
+    case Activation::softmax:
+      for (Index row = 0; row < size / row_length; ++row) {
+        const Index start = row * row_length;
+        const T dot = (d_out.segment(start, row_length) * out.segment(start, row_length)).sum();
+        d_in.segment(start, row_length) =
+            out.segment(start, row_length) * (d_out.segment(start, row_length) - dot);
+      }
+      break;
+  }
+}
+
+}  // namespace stratum
+
+#include "layer.hpp"
+
+namespace stratum {
+
+/// A layer that applies one activation element-wise (softmax: over the last axis).
+/// ReLU, Sigmoid and Softmax are this layer with their activation fixed.
+template <typename T>
+class ActivationLayer : public Layer<T> {
+ public:
+  explicit ActivationLayer(Activation activation) : activation_(activation) {}
+  [[nodiscard]] Activation activation() const { return activation_; }
+
+ protected:
+  Shape do_build(const Shape& input_shape, Random& /*rng*/) override {
+    if (input_shape.rank() < 1) this->fail_shape("(None, ..., features)", input_shape);
+    return input_shape;
+  }
+  void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
+    std::copy(x.begin(), x.end(), y.begin());
+    activation_forward(activation_, y.data(), y.size(), last_dim(y));
+  }
+  void do_backward(const Tensor<T>& /*x*/, const Tensor<T>& y, const Tensor<T>& dy,
+                   Tensor<T>* dx) override {
+    if (dx) activation_backward(activation_, y.data(), dy.data(), dx->data(), y.size(), last_dim(y));
+  }
+
+ private:
+  static Index last_dim(const Tensor<T>& t) { return t.dim(t.rank() - 1); }
+  Activation activation_;
+};
+
+}  // namespace stratum

@@ -1,0 +1,99 @@
+// Conv2D: a 2-D convolution with bias and an optional fused activation.
+//
+//   x (N, H, W, C)  kernel w (KH, KW, C, F)  bias b (F)  ->  y (N, OH, OW, F)
+//
+//   forward   z[n,oy,ox,f] = b[f] + sum_{ky,kx,c} x[n, oy*sh-pt+ky, ox*sw-pl+kx, c] * w[ky,kx,c,f]
+//             y = activation(z)
+//   backward  dz = dy * activation'(z)                       (layers/activation.hpp)
+//             dw[ky,kx,c,f] = sum_{n,oy,ox} dz[n,oy,ox,f] * x[n, oy*sh-pt+ky, ox*sw-pl+kx, c]
+//             db[f]         = sum_{n,oy,ox} dz[n,oy,ox,f]
+//             dx[n,iy,ix,c] = sum of dz[n,oy,ox,f] * w[ky,kx,c,f] over every window tap
+//                             (oy,ox,ky,kx) that read x[n,iy,ix,c]
+// Padding follows Keras ("valid" or "same", kernels/conv2d_geometry.hpp). The sums run as
+// im2col + GEMM in kernels/conv2d_im2col.hpp; kernels/conv2d_reference.hpp spells them as loops.
+#pragma once
+
+#include "../kernels/conv2d_im2col.hpp"
+#include "activation.hpp"
+#include "initializers.hpp"
+#include "layer.hpp"
+
+namespace stratum {
+
+template <typename T>
+class Conv2D final : public Layer<T> {
+ public:
+  Conv2D(Index filters, Size2 kernel_size, Activation activation = Activation::linear,
+         Size2 strides = 1, Padding padding = Padding::valid)
+      : filters_(filters), kernel_size_(kernel_size), strides_(strides), padding_(padding),
+        activation_(activation) {
+    if (filters < 1 || kernel_size.h < 1 || kernel_size.w < 1 || strides.h < 1 || strides.w < 1)
+      throw Error("Conv2D: filters, kernel size and strides must be positive");
+  }
+
+  [[nodiscard]] std::string type_name() const override { return "Conv2D"; }
+  std::vector<Parameter<T>*> parameters() override { return {&kernel_, &bias_}; }
+
+  [[nodiscard]] Index filters() const { return filters_; }
+  [[nodiscard]] Size2 kernel_size() const { return kernel_size_; }
+  [[nodiscard]] Size2 strides() const { return strides_; }
+  [[nodiscard]] Padding padding() const { return padding_; }
+  [[nodiscard]] Activation activation() const { return activation_; }
+  Parameter<T>& kernel() { return kernel_; }
+  Parameter<T>& bias() { return bias_; }
+
+ protected:
+  Shape do_build(const Shape& in, Random& rng) override {
+    if (in.rank() != 3) this->fail_shape("(None, height, width, channels)", in);
+    const WindowGeometry g = geometry(1, in);
+    if (g.out_h < 1 || g.out_w < 1)
+      throw ShapeError(this->describe() + ": a " + std::to_string(kernel_size_.h) + "x" +
+                       std::to_string(kernel_size_.w) + " kernel with " + to_string(padding_) +
+                       " padding does not fit input of shape " + in.to_batch_string());
+    kernel_.name = "kernel";
+    bias_.name = "bias";
+    kernel_.allocate({kernel_size_.h, kernel_size_.w, in[2], filters_});
+    bias_.allocate({filters_});
+    glorot_uniform(kernel_.value, g.patch_size(), kernel_size_.h * kernel_size_.w * filters_, rng);
+    return {g.out_h, g.out_w, filters_};
+  }
+
+  void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
+    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
+    kernels::conv2d_forward(g, x.data(), kernel_.value.data(), bias_.value.data(), y.data(),
+                            workspace_);
+    activation_forward(activation_, y.data(), y.size(), filters_);
+  }
+
+  void do_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                   Tensor<T>* dx) override {
+    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
+    const T* dz = dy.data();
+    if (activation_ != Activation::linear) {
+      dz_.resize(y.shape());
+      activation_backward(activation_, y.data(), dy.data(), dz_.data(), y.size(), filters_);
+      dz = dz_.data();
+    }
+    kernels::conv2d_backward_weights(g, x.data(), dz, kernel_.grad.data(), bias_.grad.data(),
+                                     workspace_);
+    if (dx) kernels::conv2d_backward_data(g, dz, kernel_.value.data(), dx->data(), workspace_);
+  }
+
+ private:
+  [[nodiscard]] WindowGeometry geometry(Index batch, const Shape& in) const {
+    return make_window_geometry(batch, in[0], in[1], in[2], kernel_size_, strides_, padding_,
+                                filters_);
+  }
+
+  Index filters_;
+  Size2 kernel_size_;
+  Size2 strides_;
+  Padding padding_;
+  Activation activation_;
+  Parameter<T> kernel_;
+  Parameter<T> bias_;
+  Tensor<T> dz_;  // gradient before the activation, reused between steps
+  kernels::Conv2DWorkspace<T> workspace_;
+};
+
+}  // namespace stratum

@@ -1,0 +1,413 @@
+// Sequential: a stack of layers, trained with a loss and an optimizer, like keras.Sequential.
+//
+//   Sequential<float> model({128, 128, 3}, /*seed=*/42);
+//   model.add<Conv2D>(32, 3, Activation::relu);
+//   model.add<MaxPool2D>(2);
+//   ...
+//   model.compile(std::make_unique<SparseCategoricalCrossentropy<float>>(),
+//                 std::make_unique<Adam<float>>());
+//   History h = model.fit(train, {.epochs = 25, .validation_split = 0.1});
+//
+// The input shape is given up front (as keras.Input), so every layer is built, checked and
+// initialised the moment it is added, and `summary()` works at any time.
+//
+// One training step (docs/architecture.md):
+//   forward   outputs[i] = layer_i(outputs[i-1])               outputs[-1] = the batch
+//   loss      L = loss(outputs[last], labels),  d_outputs[last] = dL/doutputs[last]
+//   backward  for i = last..0: layer_i.backward(outputs[i-1], outputs[i], d_outputs[i],
+//                                               i > 0 ? &d_outputs[i-1] : nullptr)
+//   update    optimizer.step(parameters)
+// Every buffer is kept between steps, so steady-state training allocates nothing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../callbacks.hpp"
+#include "../data/dataset.hpp"
+#include "../layers/layer.hpp"
+#include "../losses/loss.hpp"
+#include "../optimizers/optimizer.hpp"
+#include "../progress.hpp"
+#include "history.hpp"
+
+namespace stratum {
+
+template <typename T>
+struct FitOptions {
+  int epochs = 1;
+  Index batch_size = 32;
+  bool shuffle = true;
+  /// Fraction of the data, taken from its *end* before any shuffling (as Keras does), held out
+  /// to validate after each epoch. Ignored when `validation_data` is given.
+  double validation_split = 0.0;
+  const Dataset<T>* validation_data = nullptr;
+  /// 0: silent, 1: progress bar, 2: one line per epoch.
+  int verbose = 1;
+  std::ostream* out = &std::cout;
+  std::vector<Callback<T>*> callbacks;
+};
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+  Index samples = 0;
+};
+
+/// "MaxPooling2D" -> "max_pooling2d", "ReLU" -> "re_lu": Keras' default layer names.
+inline std::string snake_case(const std::string& name) {
+  std::string out;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool upper = c >= 'A' && c <= 'Z';
+    const bool after_lower = i > 0 && name[i - 1] >= 'a' && name[i - 1] <= 'z';
+    const bool starts_word = i > 0 && i + 1 < name.size() && name[i + 1] >= 'a' && name[i + 1] <= 'z';
+    if (upper && (after_lower || starts_word)) out += '_';
+    out += upper ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  return out;
+}
+
+/// "7400706" -> "7,400,706"
+inline std::string with_thousands(Index value) {
+  const std::string digits = std::to_string(value);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    const std::size_t remaining = digits.size() - i;
+    if (i > 0 && digits[i - 1] != '-' && remaining % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+template <typename T = float>
+class Sequential {
+ public:
+  explicit Sequential(Shape input_shape, std::uint64_t seed = 0)
+      : input_shape_(std::move(input_shape)), rng_(seed) {}
+
+  Sequential(const Sequential&) = delete;
+  Sequential& operator=(const Sequential&) = delete;
+
+  /// Builds `layer` on the current output shape and appends it.
+  Layer<T>& add(std::unique_ptr<Layer<T>> layer) {
+    const std::string base = snake_case(layer->type_name());
+    const int count = name_counts_[base]++;
+    layer->set_name(count == 0 ? base : base + "_" + std::to_string(count));
+    layer->build(output_shape(), rng_);
+    layers_.push_back(std::move(layer));
+    outputs_.resize(layers_.size());
+    d_outputs_.resize(layers_.size());
+    return *layers_.back();
+  }
+
+  /// model.add<Conv2D>(32, 3, Activation::relu): constructs the layer for this scalar type.
+  template <template <typename> class LayerType, typename... Args>
+  LayerType<T>& add(Args&&... args) {
+    auto layer = std::make_unique<LayerType<T>>(std::forward<Args>(args)...);
+    auto& ref = *layer;
+    add(std::move(layer));
+    return ref;
+  }
+
+  void compile(std::unique_ptr<Loss<T>> loss, std::unique_ptr<Optimizer<T>> optimizer) {
+    loss_ = std::move(loss);
+    optimizer_ = std::move(optimizer);
+  }
+
+  [[nodiscard]] const Shape& input_shape() const { return input_shape_; }
+  [[nodiscard]] const Shape& output_shape() const {
+    return layers_.empty() ? input_shape_ : layers_.back()->output_shape();
+  }
+  [[nodiscard]] std::size_t size() const { return layers_.size(); }
+  [[nodiscard]] Layer<T>& layer(std::size_t i) { return *layers_.at(i); }
+  [[nodiscard]] const Layer<T>& layer(std::size_t i) const { return *layers_.at(i); }
+  [[nodiscard]] Loss<T>& loss() { return checked(loss_.get(), "a loss"); }
+  [[nodiscard]] Optimizer<T>& optimizer() { return checked(optimizer_.get(), "an optimizer"); }
+  /// The model's random engine: it initialised the weights and shuffles the training data.
+  [[nodiscard]] Random& rng() { return rng_; }
+  /// Set to true (from a callback) to end `fit` after the current epoch.
+  bool& stop_training() { return stop_training_; }
+
+  [[nodiscard]] std::vector<Parameter<T>*> parameters() {
+    std::vector<Parameter<T>*> all;
+    for (auto& l : layers_)
+      for (auto* p : l->parameters()) all.push_back(p);
+    return all;
+  }
+
+  [[nodiscard]] Index parameter_count() {
+    Index count = 0;
+    for (auto& l : layers_) count += l->parameter_count();
+    return count;
+  }
+
+  /// Prints Keras' model summary: each layer's name, type, output shape and parameter count.
+  void summary(std::ostream& out = std::cout) {
+    const std::string rule(65, '_'), double_rule(65, '=');
+    // Columns start at fixed positions, as in Keras; a cell too long still gets a space.
+    auto row = [&](const std::string& a, const std::string& b, const std::string& c) {
+      std::string line = ' ' + a;
+      line.append(line.size() < 29 ? 29 - line.size() : 1, ' ');
+      line += b;
+      line.append(line.size() < 55 ? 55 - line.size() : 1, ' ');
+      out << line << c << '\n';
+    };
+    out << "Model: \"sequential\"\n" << rule << '\n';
+    row("Layer (type)", "Output Shape", "Param #");
+    out << double_rule << '\n';
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      auto& l = *layers_[i];
+      row(l.name() + " (" + l.type_name() + ")", l.output_shape().to_batch_string(),
+          std::to_string(l.parameter_count()));
+      if (i + 1 < layers_.size()) out << '\n';
+    }
+    const Index total = parameter_count();
+    out << double_rule << '\n'
+        << "Total params: " << with_thousands(total) << '\n'
+        << "Trainable params: " << with_thousands(total) << '\n'
+        << "Non-trainable params: 0\n"
+        << rule << '\n';
+  }
+
+  /// Runs the batch x through every layer; returns the model's output (valid until the next
+  /// call).
+  const Tensor<T>& forward(const Tensor<T>& x, Mode mode) {
+    if (layers_.empty()) throw Error("Sequential: the model has no layers");
+    input_ = &x;
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      layers_[i]->forward(i == 0 ? x : outputs_[i - 1], outputs_[i], mode);
+    return outputs_.back();
+  }
+
+  /// After `forward`, propagates dL/doutput back through the stack, setting every parameter's
+  /// gradient. The input gradient is not computed (nothing below the model needs it).
+  void backward(const Tensor<T>& d_output) {
+    if (!input_) throw Error("Sequential::backward: call forward first");
+    d_outputs_.back() = d_output;
+    backward_from_last();
+  }
+
+  /// One step of training on a batch: forward, loss, backward, update. Returns the batch's
+  /// mean loss; adds the number of correct predictions to `*correct` if given.
+  double train_on_batch(const Tensor<T>& x, std::span<const int> labels, Index* correct = nullptr) {
+    const Tensor<T>& output = forward(x, Mode::training);
+    const double batch_loss = loss().compute(output, labels, &d_outputs_.back());
+    if (correct) *correct += loss().count_correct(output, labels);
+    backward_from_last();
+    auto params = parameters();
+    optimizer().step(params);
+    return batch_loss;
+  }
+
+  History fit(const Dataset<T>& data, const FitOptions<T>& options = {}) {
+    check_dataset(data, "fit");
+    if (options.epochs < 0 || options.batch_size < 1)
+      throw Error("Sequential::fit: epochs must be >= 0 and batch_size >= 1");
+    if (options.validation_split < 0.0 || options.validation_split >= 1.0)
+      throw Error("Sequential::fit: validation_split must be in [0, 1)");
+
+    const Index n = data.size();
+    const bool split = options.validation_data == nullptr && options.validation_split > 0.0;
+    const Index train_count =
+        split ? static_cast<Index>(static_cast<double>(n) * (1.0 - options.validation_split)) : n;
+    if (train_count < 1) throw Error("Sequential::fit: no training samples");
+    std::vector<Index> train_indices(static_cast<std::size_t>(train_count));
+    std::iota(train_indices.begin(), train_indices.end(), Index{0});
+    std::vector<Index> val_indices;
+    for (Index i = train_count; split && i < n; ++i) val_indices.push_back(i);
+    const Dataset<T>* val_data = split ? &data : options.validation_data;
+    if (options.validation_data) {
+      check_dataset(*options.validation_data, "fit (validation data)");
+      val_indices.resize(static_cast<std::size_t>(options.validation_data->size()));
+      std::iota(val_indices.begin(), val_indices.end(), Index{0});
+    }
+
+    History history;
+    stop_training_ = false;
+    std::ostream& out = *options.out;
+    for (auto* c : options.callbacks) c->on_train_begin(*this);
+    const Index batches = (train_count + options.batch_size - 1) / options.batch_size;
+    for (int epoch = 0; epoch < options.epochs && !stop_training_; ++epoch) {
+      const auto start = std::chrono::steady_clock::now();
+      for (auto* c : options.callbacks) c->on_epoch_begin(*this, epoch);
+      if (options.shuffle) rng_.shuffle(train_indices.begin(), train_indices.end());
+      if (options.verbose == 1) out << "Epoch " << epoch + 1 << '/' << options.epochs << '\n';
+      ProgressBar bar(out, batches);
+
+      double loss_sum = 0;
+      Index correct = 0, seen = 0;
+      for (Index b = 0; b < batches; ++b) {
+        const Index first = b * options.batch_size;
+        const Index count = std::min(options.batch_size, train_count - first);
+        data.gather(std::span<const Index>(train_indices).subspan(static_cast<std::size_t>(first),
+                                                                  static_cast<std::size_t>(count)),
+                    batch_x_, batch_labels_);
+        loss_sum += train_on_batch(batch_x_, batch_labels_, &correct) * static_cast<double>(count);
+        seen += count;
+        const BatchLogs logs{epoch, b, batches, loss_sum / static_cast<double>(seen),
+                             static_cast<double>(correct) / static_cast<double>(seen)};
+        for (auto* c : options.callbacks) c->on_batch_end(*this, logs);
+        if (options.verbose == 1)
+          bar.update(b + 1, {{"loss", logs.loss}, {"accuracy", logs.accuracy}});
+      }
+
+      EpochLogs logs;
+      logs.epoch = epoch;
+      logs.epochs = options.epochs;
+      logs.loss = loss_sum / static_cast<double>(seen);
+      logs.accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+      if (val_data && !val_indices.empty()) {
+        const Evaluation v = evaluate_indices(*val_data, val_indices, options.batch_size);
+        logs.val_loss = v.loss;
+        logs.val_accuracy = v.accuracy;
+      }
+      logs.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      record(history, logs);
+      if (options.verbose == 1) bar.finish(epoch_values(logs));
+      if (options.verbose == 2) print_epoch_line(out, logs);
+      for (auto* c : options.callbacks) c->on_epoch_end(*this, logs);
+    }
+    for (auto* c : options.callbacks) c->on_train_end(*this);
+    return history;
+  }
+
+  /// Convenience overload over an in-memory tensor (N, ...) and N labels.
+  History fit(const Tensor<T>& x, std::span<const int> labels, const FitOptions<T>& options = {}) {
+    return fit(TensorDataset<T>(x, labels), options);
+  }
+
+  /// Mean loss and accuracy over every sample of `data`, in inference mode.
+  Evaluation evaluate(const Dataset<T>& data, Index batch_size = 32) {
+    check_dataset(data, "evaluate");
+    if (!data.has_labels()) throw Error("Sequential::evaluate: the dataset has no labels");
+    std::vector<Index> all(static_cast<std::size_t>(data.size()));
+    std::iota(all.begin(), all.end(), Index{0});
+    return evaluate_indices(data, all, batch_size);
+  }
+  Evaluation evaluate(const Tensor<T>& x, std::span<const int> labels, Index batch_size = 32) {
+    return evaluate(TensorDataset<T>(x, labels), batch_size);
+  }
+
+  /// The model's outputs (N, outputs...) for every sample of `data`, in inference mode.
+  Tensor<T> predict(const Dataset<T>& data, Index batch_size = 32) {
+    check_dataset(data, "predict");
+    if (batch_size < 1) throw Error("Sequential::predict: batch_size must be >= 1");
+    Tensor<T> result(output_shape().with_batch(data.size()));
+    const Index per_sample = output_shape().num_elements();
+    for_each_batch(data, all_indices(data), batch_size, [&](Index first, const Tensor<T>& output) {
+      std::copy(output.begin(), output.end(), result.data() + first * per_sample);
+    });
+    return result;
+  }
+  Tensor<T> predict(const Tensor<T>& x, Index batch_size = 32) {
+    return predict(TensorDataset<T>(x), batch_size);
+  }
+
+ private:
+  template <typename P>
+  static P& checked(P* p, const char* what) {
+    if (!p) throw Error(std::string("Sequential: the model needs ") + what + "; call compile()");
+    return *p;
+  }
+
+  void check_dataset(const Dataset<T>& data, const char* where) const {
+    if (data.sample_shape() != input_shape_)
+      throw ShapeError(std::string("Sequential::") + where + ": the model expects samples of shape " +
+                       input_shape_.to_batch_string() + ", the data has " +
+                       data.sample_shape().to_batch_string());
+    if (data.size() < 1) throw Error(std::string("Sequential::") + where + ": the dataset is empty");
+  }
+
+  static std::vector<Index> all_indices(const Dataset<T>& data) {
+    std::vector<Index> all(static_cast<std::size_t>(data.size()));
+    std::iota(all.begin(), all.end(), Index{0});
+    return all;
+  }
+
+  /// Runs inference over `indices` in batches; calls visit(position of the batch's first
+  /// sample in `indices`, output of the batch).
+  template <typename Visit>
+  void for_each_batch(const Dataset<T>& data, const std::vector<Index>& indices, Index batch_size,
+                      Visit&& visit) {
+    const auto total = static_cast<Index>(indices.size());
+    for (Index first = 0; first < total; first += batch_size) {
+      const Index count = std::min(batch_size, total - first);
+      data.gather(std::span<const Index>(indices).subspan(static_cast<std::size_t>(first),
+                                                          static_cast<std::size_t>(count)),
+                  batch_x_, batch_labels_);
+      visit(first, forward(batch_x_, Mode::inference));
+    }
+  }
+
+  Evaluation evaluate_indices(const Dataset<T>& data, const std::vector<Index>& indices,
+                              Index batch_size) {
+    if (batch_size < 1) throw Error("Sequential::evaluate: batch_size must be >= 1");
+    double loss_sum = 0;
+    Index correct = 0;
+    for_each_batch(data, indices, batch_size, [&](Index, const Tensor<T>& output) {
+      loss_sum += loss().compute(output, batch_labels_, nullptr) * static_cast<double>(output.dim(0));
+      correct += loss().count_correct(output, batch_labels_);
+    });
+    const auto n = static_cast<double>(indices.size());
+    return {loss_sum / n, static_cast<double>(correct) / n, static_cast<Index>(indices.size())};
+  }
+
+  void backward_from_last() {
+    for (std::size_t i = layers_.size(); i-- > 0;)
+      layers_[i]->backward(i == 0 ? *input_ : outputs_[i - 1], outputs_[i], d_outputs_[i],
+                           i == 0 ? nullptr : &d_outputs_[i - 1]);
+  }
+
+  static void record(History& history, const EpochLogs& logs) {
+    history.loss.push_back(logs.loss);
+    history.accuracy.push_back(logs.accuracy);
+    if (logs.val_loss) {
+      history.val_loss.push_back(*logs.val_loss);
+      history.val_accuracy.push_back(*logs.val_accuracy);
+    }
+    history.seconds.push_back(logs.seconds);
+  }
+
+  static ProgressBar::Values epoch_values(const EpochLogs& logs) {
+    ProgressBar::Values values{{"loss", logs.loss}, {"accuracy", logs.accuracy}};
+    if (logs.val_loss) {
+      values.emplace_back("val_loss", *logs.val_loss);
+      values.emplace_back("val_accuracy", *logs.val_accuracy);
+    }
+    return values;
+  }
+
+  static void print_epoch_line(std::ostream& out, const EpochLogs& logs) {
+    out << "Epoch " << logs.epoch + 1 << '/' << logs.epochs << " - "
+        << format_duration(logs.seconds) << std::fixed << std::setprecision(4);
+    for (const auto& [name, value] : epoch_values(logs)) out << " - " << name << ": " << value;
+    out << std::defaultfloat << '\n';
+    out.flush();
+  }
+
+  Shape input_shape_;
+  Random rng_;
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  std::map<std::string, int> name_counts_;
+  std::unique_ptr<Loss<T>> loss_;
+  std::unique_ptr<Optimizer<T>> optimizer_;
+  bool stop_training_ = false;
+
+  // Buffers reused from step to step.
+  const Tensor<T>* input_ = nullptr;
+  std::vector<Tensor<T>> outputs_;    // outputs_[i]: output of layer i
+  std::vector<Tensor<T>> d_outputs_;  // d_outputs_[i]: dL/d outputs_[i]
+  Tensor<T> batch_x_;
+  std::vector<int> batch_labels_;
+};
+
+}  // namespace stratum

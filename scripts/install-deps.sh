@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what stratum's build, tests and example need, from Debian's packages.
+# Idempotent: prints nothing and touches nothing when everything is already installed.
+#
+#   scripts/install-deps.sh             the build, tests, examples and benchmarks
+#   scripts/install-deps.sh --golden    also python3-torch, to regenerate tests/data/golden_*
+set -euo pipefail
+
+packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev)
+[[ "${1:-}" == "--golden" ]] && packages+=(python3-torch python3-numpy)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$package")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=""
+[[ "$(id -u)" -ne 0 ]] && sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}" >/dev/null

@@ -1,0 +1,23 @@
+# Run by CTest: installs stratum from BUILD_DIR into a fresh prefix (MODE=find_package) or
+# points at SOURCE_DIR (MODE=add_subdirectory), then configures, builds and runs the consumer.
+file(REMOVE_RECURSE "${WORK_DIR}")
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "failed: ${ARGN}\n${out}")
+  endif()
+  message("${out}")
+endfunction()
+
+set(args -S "${SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/build" -G "${GENERATOR}"
+         -DCMAKE_BUILD_TYPE=Release -DMODE=${MODE})
+if(MODE STREQUAL "find_package")
+  run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
+  list(APPEND args "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
+else()
+  list(APPEND args "-DSTRATUM_SOURCE_DIR=${SOURCE_DIR}")
+endif()
+run(${CMAKE_COMMAND} ${args})
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
+run("${WORK_DIR}/build/consumer")

@@ -1,0 +1,189 @@
+#include "gradient_check.hpp"
+
+using namespace stratum;
+using stratum::testing::check_layer;
+
+TEST_CASE("Conv2D: a hand-computed 3x3 convolution") {
+  // One 4x4 single-channel image, one 3x3 filter of ones, bias 0.5: each output is the sum of
+  // its 3x3 window plus 0.5.
+  Conv2D<double> conv(1, 3);
+  Random rng(0);
+  conv.build({4, 4, 1}, rng);
+  conv.kernel().value.fill(1.0);
+  conv.bias().value.fill(0.5);
+  Tensor<double> x({1, 4, 4, 1}, {1, 2, 3, 4,  //
+                                  5, 6, 7, 8,  //
+                                  9, 10, 11, 12,  //
+                                  13, 14, 15, 16});
+  Tensor<double> y;
+  conv.forward(x, y, Mode::inference);
+  REQUIRE(y.shape() == Shape{1, 2, 2, 1});
+  CHECK(y[0] == 1 + 2 + 3 + 5 + 6 + 7 + 9 + 10 + 11 + 0.5);  // 54.5
+  CHECK(y[1] == 2 + 3 + 4 + 6 + 7 + 8 + 10 + 11 + 12 + 0.5);  // 63.5
+  CHECK(y[2] == 5 + 6 + 7 + 9 + 10 + 11 + 13 + 14 + 15 + 0.5);  // 90.5
+  CHECK(y[3] == 99.5);
+}
+
+TEST_CASE("Conv2D: HWIO kernel layout and channel mixing") {
+  // 1x1 convolution: y[f] = sum_c x[c] * w[0,0,c,f]; w stored as (1,1,C,F) row-major.
+  Conv2D<double> conv(2, 1);
+  Random rng(0);
+  conv.build({1, 1, 3}, rng);
+  conv.kernel().value = Tensor<double>({1, 1, 3, 2}, {1, 10, 2, 20, 3, 30});
+  conv.bias().value.set_zero();
+  Tensor<double> x({1, 1, 1, 3}, {1, 1, 1}), y;
+  conv.forward(x, y, Mode::inference);
+  CHECK(y[0] == 6);
+  CHECK(y[1] == 60);
+}
+
+TEST_CASE("Conv2D: same padding and stride follow Keras' output sizes") {
+  Random rng(0);
+  Conv2D<float> same(4, 3, Activation::linear, 2, Padding::same);
+  CHECK(same.build({7, 8, 3}, rng) == Shape{4, 4, 4});  // ceil(7/2), ceil(8/2)
+  Conv2D<float> valid(4, 3, Activation::linear, 2, Padding::valid);
+  CHECK(valid.build({7, 8, 3}, rng) == Shape{3, 3, 4});  // floor((7-3)/2)+1, floor((8-3)/2)+1
+  Conv2D<float> rect(4, Size2{1, 3});
+  CHECK(rect.build({5, 5, 2}, rng) == Shape{5, 3, 4});
+}
+
+TEST_CASE("Conv2D: gradient checks over shapes, strides, paddings and activations") {
+  SUBCASE("batch 1, valid") { check_layer(Conv2D<double>(3, 3), {5, 5, 2}, 1); }
+  SUBCASE("odd sizes, relu") { check_layer(Conv2D<double>(5, 3, Activation::relu), {7, 6, 3}, 2); }
+  SUBCASE("stride 2, same") {
+    check_layer(Conv2D<double>(4, 3, Activation::linear, 2, Padding::same), {7, 9, 2}, 3);
+  }
+  SUBCASE("stride 2, valid, even kernel") {
+    check_layer(Conv2D<double>(2, 2, Activation::linear, 2, Padding::valid), {6, 7, 3}, 2);
+  }
+  SUBCASE("same, stride 1, sigmoid") {
+    check_layer(Conv2D<double>(3, 3, Activation::sigmoid, 1, Padding::same), {4, 5, 1}, 2);
+  }
+  SUBCASE("rectangular kernel and stride, softmax over filters") {
+    check_layer(Conv2D<double>(3, Size2{3, 1}, Activation::softmax, Size2{1, 2}, Padding::same),
+                {5, 5, 2}, 2);
+  }
+}
+
+TEST_CASE("Conv2D: a shape that does not fit names the layer and both shapes") {
+  Random rng(0);
+  Conv2D<float> conv(8, 5);
+  conv.set_name("conv2d_7");
+  CHECK_THROWS_WITH_AS(conv.build({3, 3, 1}, rng),
+                       "Conv2D 'conv2d_7': a 5x5 kernel with valid padding does not fit input of "
+                       "shape (None, 3, 3, 1)",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(conv.build({16, 16}, rng),
+                       "Conv2D 'conv2d_7' expects input of shape (None, height, width, channels), "
+                       "received (None, 16, 16)",
+                       ShapeError);
+  conv.build({8, 8, 3}, rng);
+  Tensor<float> wrong({2, 8, 8, 4}), y;
+  CHECK_THROWS_WITH_AS(conv.forward(wrong, y, Mode::inference),
+                       "Conv2D 'conv2d_7' expects input of shape (None, 8, 8, 3), received "
+                       "(2, 8, 8, 4)",
+                       ShapeError);
+}
+
+// ---- The fast kernels against the reference loops -------------------------------------------
+
+namespace {
+
+struct ConvCase {
+  Index batch, h, w, c, f, k;
+  Index stride;
+  Padding padding;
+};
+
+template <typename T>
+void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) {
+  const WindowGeometry g =
+      make_window_geometry(cc.batch, cc.h, cc.w, cc.c, cc.k, cc.stride, cc.padding, cc.f);
+  Random rng(seed);
+  auto random = [&](Index n) {
+    std::vector<T> v(static_cast<std::size_t>(n));
+    for (auto& e : v) e = static_cast<T>(rng.uniform(-1, 1));
+    return v;
+  };
+  const Index in = g.batch * g.in_h * g.in_w * g.in_c, out = g.batch * g.out_pixels() * g.out_c;
+  const auto x = random(in), w = random(g.patch_size() * g.out_c), b = random(g.out_c),
+             dz = random(out);
+  std::vector<T> z_ref(static_cast<std::size_t>(out)), z(z_ref.size());
+  std::vector<T> dx_ref(static_cast<std::size_t>(in)), dx(dx_ref.size());
+  std::vector<T> dw_ref(w.size()), dw(w.size()), db_ref(b.size()), db(b.size());
+  kernels::conv2d_forward_reference(g, x.data(), w.data(), b.data(), z_ref.data());
+  kernels::conv2d_backward_data_reference(g, dz.data(), w.data(), dx_ref.data());
+  kernels::conv2d_backward_weights_reference(g, x.data(), dz.data(), dw_ref.data(), db_ref.data());
+  kernels::Conv2DWorkspace<T> workspace;
+  kernels::conv2d_forward(g, x.data(), w.data(), b.data(), z.data(), workspace);
+  kernels::conv2d_backward_data(g, dz.data(), w.data(), dx.data(), workspace);
+  kernels::conv2d_backward_weights(g, x.data(), dz.data(), dw.data(), db.data(), workspace);
+  // Error relative to the largest reference value: long float sums round at that scale.
+  auto close = [&](const std::vector<T>& a, const std::vector<T>& r, const char* what) {
+    double worst = 0, scale = 1;
+    for (T v : r) scale = std::max(scale, std::abs(double(v)));
+    for (std::size_t i = 0; i < a.size(); ++i)
+      worst = std::max(worst, std::abs(double(a[i]) - double(r[i])) / scale);
+    INFO(what << " N=" << cc.batch << " H=" << cc.h << " W=" << cc.w << " C=" << cc.c
+              << " F=" << cc.f << " K=" << cc.k << " stride=" << cc.stride
+              << " padding=" << std::string(to_string(cc.padding)) << ": worst error " << worst);
+    CHECK(worst <= tol);
+  };
+  close(z, z_ref, "forward");
+  close(dx, dx_ref, "backward data");
+  close(dw, dw_ref, "backward weights");
+  close(db, db_ref, "backward bias");
+}
+
+}  // namespace
+
+TEST_CASE("conv2d im2col kernels match the reference on random shapes") {
+  // Tolerances, relative to the largest value: double agrees to rounding; float sums up to
+  // K*N*OH*OW products in another order than the loops, so 2e-5.
+  Random shapes(2024);
+  for (int trial = 0; trial < 25; ++trial) {
+    ConvCase cc{};
+    cc.batch = trial == 0 ? 1 : 1 + static_cast<Index>(shapes.below(4));
+    cc.k = 1 + static_cast<Index>(shapes.below(4));
+    cc.h = cc.k + static_cast<Index>(shapes.below(12));
+    cc.w = cc.k + static_cast<Index>(shapes.below(12));
+    cc.c = 1 + static_cast<Index>(shapes.below(19));
+    cc.f = 1 + static_cast<Index>(shapes.below(21));
+    cc.stride = 1 + static_cast<Index>(shapes.below(2));
+    cc.padding = shapes.below(2) ? Padding::same : Padding::valid;
+    compare_with_reference<double>(cc, 100 + static_cast<std::uint64_t>(trial), 1e-12);
+    compare_with_reference<float>(cc, 200 + static_cast<std::uint64_t>(trial), 2e-5);
+  }
+  // The notebook's two layer shapes, on one image.
+  compare_with_reference<float>({1, 128, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
+  compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
+}
+
+TEST_CASE("conv2d kernels: one and two threads agree") {
+  const WindowGeometry g = make_window_geometry(5, 13, 11, 6, 3, 1, Padding::same, 7);
+  Random rng(5);
+  std::vector<float> x(static_cast<std::size_t>(5 * 13 * 11 * 6)), w(3 * 3 * 6 * 7), b(7),
+      dz(static_cast<std::size_t>(5 * 13 * 11 * 7));
+  for (auto* v : {&x, &w, &b, &dz})
+    for (auto& e : *v) e = static_cast<float>(rng.uniform(-1, 1));
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    kernels::Conv2DWorkspace<float> ws;
+    std::vector<float> z(dz.size()), dx(x.size()), dw(w.size()), db(b.size());
+    kernels::conv2d_forward(g, x.data(), w.data(), b.data(), z.data(), ws);
+    kernels::conv2d_backward_data(g, dz.data(), w.data(), dx.data(), ws);
+    kernels::conv2d_backward_weights(g, x.data(), dz.data(), dw.data(), db.data(), ws);
+    return std::vector<std::vector<float>>{z, dx, dw, db};
+  };
+  const int saved = num_threads();
+  const auto one = run(1), two = run(2), two_again = run(2);
+  set_num_threads(saved);
+  // Forward and backward data split work by whole tiles or images: bitwise equal.
+  CHECK(one[0] == two[0]);
+  CHECK(one[1] == two[1]);
+  // Backward weights sums per-thread partial sums: equal within rounding, and bitwise equal
+  // for the same thread count.
+  for (std::size_t i = 0; i < one[2].size(); ++i) CHECK(one[2][i] == doctest::Approx(two[2][i]).epsilon(1e-5));
+  CHECK(two[2] == two_again[2]);
+  CHECK(two[3] == two_again[3]);
+}
