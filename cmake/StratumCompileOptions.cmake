@@ -11,8 +11,9 @@ function(stratum_target_options target)
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
       # GCC 12 reports the deliberately undefined vectors of its own AVX-512 intrinsics
       # (_mm512_undefined_*) as "may be used uninitialized" wherever Eigen inlines them
-      # (GCC bug 105593, fixed in GCC 13).
-      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+      # (GCC bug 105593, fixed in GCC 13). It also reports std::string concatenations as
+      # overlapping memcpy calls (-Wrestrict, GCC bug 105329).
+      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-restrict)
     endif()
     if(STRATUM_WERROR)
       target_compile_options(${target} PRIVATE -Werror)

@@ -33,6 +33,13 @@ class Conv2D final : public Layer<T> {
 
   [[nodiscard]] std::string type_name() const override { return "Conv2D"; }
   std::vector<Parameter<T>*> parameters() override { return {&kernel_, &bias_}; }
+  [[nodiscard]] LayerConfig config() const override {
+    return {type_name(),
+            {{"filters", double(filters_)}, {"kernel_h", double(kernel_size_.h)},
+             {"kernel_w", double(kernel_size_.w)}, {"stride_h", double(strides_.h)},
+             {"stride_w", double(strides_.w)}, {"padding", double(padding_)},
+             {"activation", double(activation_)}}};
+  }
 
   [[nodiscard]] Index filters() const { return filters_; }
   [[nodiscard]] Size2 kernel_size() const { return kernel_size_; }

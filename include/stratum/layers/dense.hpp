@@ -25,6 +25,9 @@ class Dense final : public Layer<T> {
 
   [[nodiscard]] std::string type_name() const override { return "Dense"; }
   std::vector<Parameter<T>*> parameters() override { return {&kernel_, &bias_}; }
+  [[nodiscard]] LayerConfig config() const override {
+    return {type_name(), {{"units", double(units_)}, {"activation", double(activation_)}}};
+  }
 
   [[nodiscard]] Index units() const { return units_; }
   [[nodiscard]] Activation activation() const { return activation_; }

@@ -24,6 +24,7 @@ class Dropout final : public Layer<T> {
 
   [[nodiscard]] std::string type_name() const override { return "Dropout"; }
   [[nodiscard]] double rate() const { return rate_; }
+  [[nodiscard]] LayerConfig config() const override { return {type_name(), {{"rate", rate_}}}; }
   /// The engine that draws the masks (its state belongs in a checkpoint).
   Random& rng() { return rng_; }
 

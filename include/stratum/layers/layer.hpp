@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../errors.hpp"
 #include "../random.hpp"
 #include "../tensor.hpp"
 
@@ -31,6 +32,19 @@ struct Parameter {
     value.set_zero();
     grad.resize(shape);
     grad.set_zero();
+  }
+};
+
+/// A layer's type and hyper-parameters: everything needed to build it again (model files
+/// store it). Values are numbers; enums are stored as their integer value.
+struct LayerConfig {
+  std::string type;
+  std::vector<std::pair<std::string, double>> values;
+
+  [[nodiscard]] double get(const std::string& key) const {
+    for (const auto& [k, v] : values)
+      if (k == key) return v;
+    throw Error("layer " + type + ": configuration has no '" + key + "'");
   }
 };
 
@@ -74,6 +88,9 @@ class Layer {
     if (dx) dx->resize(x.shape());
     do_backward(x, y, dy, dx);
   }
+
+  /// The hyper-parameters that rebuild this layer (see LayerConfig).
+  [[nodiscard]] virtual LayerConfig config() const { return {type_name(), {}}; }
 
   /// The trainable parameters (empty for layers without any).
   virtual std::vector<Parameter<T>*> parameters() { return {}; }

@@ -35,6 +35,12 @@ class MaxPool2D final : public Layer<T> {
   }
 
   [[nodiscard]] std::string type_name() const override { return "MaxPooling2D"; }
+  [[nodiscard]] LayerConfig config() const override {
+    return {type_name(),
+            {{"pool_h", double(pool_size_.h)}, {"pool_w", double(pool_size_.w)},
+             {"stride_h", double(strides_.h)}, {"stride_w", double(strides_.w)},
+             {"padding", double(padding_)}}};
+  }
   [[nodiscard]] Size2 pool_size() const { return pool_size_; }
   [[nodiscard]] Size2 strides() const { return strides_; }
   [[nodiscard]] Padding padding() const { return padding_; }

@@ -26,6 +26,12 @@ class BinaryCrossentropy final : public Loss<T> {
   explicit BinaryCrossentropy(bool from_logits = false) : from_logits_(from_logits) {}
 
   [[nodiscard]] std::string name() const override { return "BinaryCrossentropy"; }
+  [[nodiscard]] bool from_logits() const override { return from_logits_; }
+
+  void class_probabilities(const T* row, Index /*outputs*/, double* p) const override {
+    p[1] = from_logits_ ? 1.0 / (1.0 + std::exp(-double(row[0]))) : std::clamp(double(row[0]), 0.0, 1.0);
+    p[0] = 1.0 - p[1];
+  }
 
   double compute(const Tensor<T>& output, std::span<const int> labels,
                  Tensor<T>* d_output) const override {

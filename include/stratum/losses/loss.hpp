@@ -24,6 +24,13 @@ class Loss {
   virtual double compute(const Tensor<T>& output, std::span<const int> labels,
                          Tensor<T>* d_output) const = 0;
 
+  /// Whether the model's outputs are logits (true) or probabilities (false).
+  [[nodiscard]] virtual bool from_logits() const = 0;
+
+  /// The probability of each class (2 for a one-unit binary output) that the output row of one
+  /// sample stands for, in the loss' own reading of it.
+  virtual void class_probabilities(const T* row, Index outputs, double* probabilities) const = 0;
+
   /// The label the output row of one sample predicts.
   [[nodiscard]] virtual int predicted_label(const T* row, Index outputs) const = 0;
 

@@ -29,7 +29,19 @@ class SparseCategoricalCrossentropy final : public Loss<T> {
   explicit SparseCategoricalCrossentropy(bool from_logits = false) : from_logits_(from_logits) {}
 
   [[nodiscard]] std::string name() const override { return "SparseCategoricalCrossentropy"; }
-  [[nodiscard]] bool from_logits() const { return from_logits_; }
+  [[nodiscard]] bool from_logits() const override { return from_logits_; }
+
+  /// softmax(z), or the clipped probabilities renormalised to sum to 1 (what the loss scores).
+  void class_probabilities(const T* row, Index classes, double* p) const override {
+    double sum = 0;
+    const double max = *std::max_element(row, row + classes);
+    for (Index j = 0; j < classes; ++j) {
+      p[j] = from_logits_ ? std::exp(double(row[j]) - max)
+                          : std::clamp(double(row[j]), keras_epsilon, 1 - keras_epsilon);
+      sum += p[j];
+    }
+    for (Index j = 0; j < classes; ++j) p[j] /= sum;
+  }
 
   double compute(const Tensor<T>& output, std::span<const int> labels,
                  Tensor<T>* d_output) const override {

@@ -130,6 +130,7 @@ class Sequential {
   [[nodiscard]] std::size_t size() const { return layers_.size(); }
   [[nodiscard]] Layer<T>& layer(std::size_t i) { return *layers_.at(i); }
   [[nodiscard]] const Layer<T>& layer(std::size_t i) const { return *layers_.at(i); }
+  [[nodiscard]] bool has_loss() const { return loss_ != nullptr; }
   [[nodiscard]] Loss<T>& loss() { return checked(loss_.get(), "a loss"); }
   [[nodiscard]] Optimizer<T>& optimizer() { return checked(optimizer_.get(), "an optimizer"); }
   /// The model's random engine: it initialised the weights and shuffles the training data.

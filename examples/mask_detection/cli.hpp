@@ -1,0 +1,109 @@
+// A small command-line parser: "--name value" options, "--flag" switches and positional
+// arguments, checked against a declared list that also produces the --help text.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mask_detection {
+
+/// A mistake in how the program was called (exit code 2).
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct OptionSpec {
+  std::string name;         // without the dashes
+  std::string value_name;   // empty for a switch
+  std::string help;
+};
+
+class Arguments {
+ public:
+  Arguments(const std::vector<std::string>& args, std::vector<OptionSpec> specs)
+      : specs_(std::move(specs)) {
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a.rfind("--", 0) != 0 || a == "--") {
+        positional_.push_back(a);
+        continue;
+      }
+      const std::string name = a.substr(2);
+      const OptionSpec* spec = find(name);
+      if (!spec) throw UsageError("unknown option '" + a + "'");
+      if (spec->value_name.empty()) {
+        values_[name] = "";
+      } else {
+        if (i + 1 >= args.size()) throw UsageError("option '" + a + "' needs a value");
+        values_[name] = args[++i];
+      }
+    }
+  }
+
+  [[nodiscard]] bool has(const std::string& name) const { return values_.count(name) > 0; }
+  [[nodiscard]] std::string get(const std::string& name, const std::string& fallback) const {
+    const auto it = values_.find(name);
+    return it == values_.end() ? fallback : it->second;
+  }
+  [[nodiscard]] long get_int(const std::string& name, long fallback, long low, long high) const {
+    if (!has(name)) return fallback;
+    const std::string text = get(name, "");
+    std::size_t used = 0;
+    long value = 0;
+    try {
+      value = std::stol(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || text.empty() || value < low || value > high)
+      throw UsageError("--" + name + " takes a whole number from " + std::to_string(low) + " to " +
+                       std::to_string(high) + ", not '" + text + "'");
+    return value;
+  }
+  [[nodiscard]] double get_double(const std::string& name, double fallback, double low,
+                                  double high) const {
+    if (!has(name)) return fallback;
+    const std::string text = get(name, "");
+    std::size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || text.empty() || !(value >= low && value <= high))
+      throw UsageError("--" + name + " takes a number from " + std::to_string(low) + " to " +
+                       std::to_string(high) + ", not '" + text + "'");
+    return value;
+  }
+  [[nodiscard]] const std::vector<std::string>& positional() const { return positional_; }
+
+  /// The option list for --help.
+  [[nodiscard]] std::string help() const {
+    std::ostringstream out;
+    for (const auto& s : specs_) {
+      std::string left = "  --" + s.name + (s.value_name.empty() ? "" : " " + s.value_name);
+      left.append(left.size() < 24 ? 24 - left.size() : 1, ' ');
+      out << left << s.help << '\n';
+    }
+    return out.str();
+  }
+
+ private:
+  const OptionSpec* find(const std::string& name) const {
+    for (const auto& s : specs_)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
+
+  std::vector<OptionSpec> specs_;
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> positional_;
+};
+
+}  // namespace mask_detection

@@ -1,0 +1,408 @@
+// mask_detector: train, evaluate and use a face-mask classifier on folders of photos.
+//
+//   mask_detector train    --data DIR [options]     the Keras notebook's protocol, leak-free
+//   mask_detector evaluate --data DIR --model FILE  metrics on the held-out test part (or --all)
+//   mask_detector predict  --model FILE IMAGE...    label and probability per photo
+//
+// DIR holds with_mask/ (label 1) and without_mask/ (label 0), as Kaggle's archive unpacks.
+// See docs/mask-detection.md.
+#include <stratum/data/image_dataset.hpp>
+#include <stratum/data/split.hpp>
+#include <stratum/metrics.hpp>
+#include <stratum/model/serialization.hpp>
+#include <stratum/plot.hpp>
+#include <stratum/stratum.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "architectures.hpp"
+#include "cli.hpp"
+
+namespace fs = std::filesystem;
+using namespace stratum;
+using mask_detection::Arguments;
+using mask_detection::OptionSpec;
+using mask_detection::UsageError;
+
+namespace {
+
+const std::vector<std::string> class_names{"without_mask", "with_mask"};  // labels 0 and 1
+constexpr double test_fraction = 0.2;        // the notebook's train_test_split(test_size=0.2)
+constexpr double validation_fraction = 0.1;  // the notebook's fit(validation_split=0.1)
+
+const std::vector<OptionSpec> data_options{
+    {"cache", "DIR", "where decoded images are cached (default: $XDG_CACHE_HOME/stratum or ~/.cache/stratum)"},
+    {"no-cache", "", "decode every image, read and write no cache"},
+    {"strict", "", "stop at the first file that cannot be decoded instead of skipping it"},
+    {"threads", "N", "threads to use (default: all cores)"},
+};
+
+std::vector<OptionSpec> with_data_options(std::vector<OptionSpec> specs) {
+  specs.insert(specs.end(), data_options.begin(), data_options.end());
+  specs.push_back({"help", "", "show this help"});
+  return specs;
+}
+
+fs::path default_cache_dir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "stratum";
+  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".cache" / "stratum";
+  return fs::temp_directory_path() / "stratum-cache";
+}
+
+void apply_threads(const Arguments& args) {
+  if (args.has("threads")) set_num_threads(static_cast<int>(args.get_int("threads", 0, 1, 1024)));
+}
+
+std::string hex(std::uint64_t v) {
+  std::ostringstream out;
+  out << std::hex << std::setw(16) << std::setfill('0') << v;
+  return out.str();
+}
+
+/// Identifies a dataset by its files' names and contents.
+std::string fingerprint(const LabelledImages& images) {
+  Fnv1a h;
+  for (Index i = 0; i < images.count(); ++i)
+    h.add(images.files[static_cast<std::size_t>(i)]).add(images.content_hashes[static_cast<std::size_t>(i)]);
+  return hex(h.value());
+}
+
+std::string percent(double fraction) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2) << 100 * fraction << " %";
+  return out.str();
+}
+
+LabelledImages load_dataset(const Arguments& args, const fs::path& dir, int width, int height,
+                            Rgb background) {
+  ImageFolderOptions options;
+  options.width = width;
+  options.height = height;
+  options.background = background;
+  options.strict = args.has("strict");
+  if (!args.has("no-cache")) options.cache_dir = args.get("cache", default_cache_dir().string());
+  LabelledImages images = load_image_folder(dir, class_names, options);
+
+  std::cout << "Dataset " << dir.string() << ": " << images.count() << " images (";
+  for (std::size_t c = class_names.size(); c-- > 0;)
+    std::cout << class_names[c] << " " << images.class_count(static_cast<int>(c)) << (c ? ", " : "");
+  std::cout << "), " << images.skipped.size() << " skipped\n";
+  for (const auto& s : images.skipped) std::cout << "  skipped " << s.reason << '\n';
+  const auto groups = duplicate_groups(images);
+  std::size_t in_groups = 0;
+  for (const auto& g : groups) in_groups += g.size();
+  std::cout << "Duplicates: " << groups.size() << " groups of byte-identical files (" << in_groups
+            << " files, " << in_groups - groups.size()
+            << " of them extra copies); each group stays on one side of every split\n";
+  return images;
+}
+
+std::vector<Index> all_indices(const LabelledImages& images) {
+  std::vector<Index> all(static_cast<std::size_t>(images.count()));
+  std::iota(all.begin(), all.end(), Index{0});
+  return all;
+}
+
+/// The notebook's protocol, leak-free: 80/20 train/test, then 10 % of train for validation,
+/// each split stratified, seeded, and made over groups of identical files.
+struct Parts {
+  std::vector<Index> train, validation, test;
+};
+
+Parts split_dataset(const LabelledImages& images, std::uint64_t seed) {
+  const Split outer = stratified_group_split(images.labels, images.content_hashes,
+                                             all_indices(images), test_fraction, seed);
+  const Split inner = stratified_group_split(images.labels, images.content_hashes, outer.train,
+                                             validation_fraction, seed + 1);
+  return {inner.train, inner.test, outer.test};
+}
+
+struct Scores {
+  ConfusionMatrix confusion{class_names};
+  double loss = 0;
+};
+
+Scores score(Sequential<float>& model, const LabelledImages& images, const std::vector<Index>& part) {
+  const ImageDataset<float> data(images, part);
+  const Tensor<float> output = model.predict(data, 64);
+  std::vector<int> labels;
+  for (Index i : part) labels.push_back(images.labels[static_cast<std::size_t>(i)]);
+  Scores s;
+  s.loss = model.loss().compute(output, labels, nullptr);
+  const Index outputs = output.dim(1);
+  for (std::size_t k = 0; k < labels.size(); ++k)
+    s.confusion.add(labels[k], model.loss().predicted_label(output.data() + static_cast<Index>(k) * outputs, outputs));
+  return s;
+}
+
+void print_scores(const Scores& s, const std::string& part) {
+  std::cout << part << ": accuracy " << percent(s.confusion.accuracy()) << " ("
+            << static_cast<Index>(std::llround(s.confusion.accuracy() * double(s.confusion.total())))
+            << " of " << s.confusion.total() << "), loss " << std::setprecision(4) << s.loss << "\n\n"
+            << s.confusion.to_text();
+}
+
+void print_how_to_get_data(const fs::path& dir) {
+  std::cerr << "mask_detector: no dataset at '" << dir.string() << "'.\n"
+            << "Download the Kaggle \"Face Mask Dataset\" (omkargurav/face-mask-dataset), for example\n"
+            << "  kaggle datasets download -d omkargurav/face-mask-dataset\n"
+            << "  unzip face-mask-dataset.zip -d data\n"
+            << "so that data/with_mask/ and data/without_mask/ hold the photos, or pass --data DIR.\n";
+}
+
+int train(const std::vector<std::string>& raw) {
+  const auto start = std::chrono::steady_clock::now();
+  const Arguments args(raw, with_data_options({
+      {"data", "DIR", "dataset folder with with_mask/ and without_mask/ (default: data)"},
+      {"epochs", "N", "training epochs (default: 25)"},
+      {"batch", "N", "batch size (default: 32)"},
+      {"lr", "RATE", "Adam learning rate (default: 0.001)"},
+      {"seed", "N", "seed of the split, the initial weights, shuffling and dropout (default: 42)"},
+      {"arch", "NAME", "network: seed, the notebook's (default: seed)"},
+      {"model", "FILE", "where to save the trained model (default: mask_detector.stmodel)"},
+      {"history", "FILE", "training history as CSV (default: the model's name + .history.csv)"},
+      {"plot", "FILE", "training curves as PNG (default: the model's name + .history.png)"},
+      {"quiet", "", "no progress bar, one line per epoch"},
+  }));
+  if (args.has("help")) {
+    std::cout << "usage: mask_detector train [--data DIR] [options]\n\n"
+                 "Trains on 80 % of the photos (10 % of those held out for validation each epoch)\n"
+                 "and reports accuracy on the other 20 %. Splits are stratified, seeded and keep\n"
+                 "byte-identical photos together.\n\n" << args.help();
+    return 0;
+  }
+  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+  const int epochs = static_cast<int>(args.get_int("epochs", 25, 0, 100000));
+  const Index batch = args.get_int("batch", 32, 1, 65536);
+  const double lr = args.get_double("lr", 1e-3, 1e-9, 10.0);
+  const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 42, 0, 1L << 62));
+  const std::string arch = args.get("arch", "seed");
+  const fs::path model_path = args.get("model", "mask_detector.stmodel");
+  fs::path stem = model_path;
+  stem.replace_extension();
+  const fs::path history_path = args.get("history", stem.string() + ".history.csv");
+  const fs::path plot_path = args.get("plot", stem.string() + ".history.png");
+  apply_threads(args);
+  const fs::path dir = args.get("data", "data");
+  if (!fs::exists(dir)) {
+    print_how_to_get_data(dir);
+    return 1;
+  }
+
+  auto model = mask_detection::build_network(arch, seed);
+  const LabelledImages images = load_dataset(args, dir, mask_detection::image_size,
+                                             mask_detection::image_size, white);
+  const Parts parts = split_dataset(images, seed);
+  std::cout << "Split (seed " << seed << "): " << parts.train.size() << " train, "
+            << parts.validation.size() << " validation, " << parts.test.size() << " test\n"
+            << "Threads: " << num_threads() << "\n\n";
+
+  model->compile(mask_detection::notebook_loss(), std::make_unique<Adam<float>>(lr));
+  model->summary();
+  const ImageDataset<float> train_data(images, parts.train), validation_data(images, parts.validation);
+  FitOptions<float> options;
+  options.epochs = epochs;
+  options.batch_size = batch;
+  options.validation_data = &validation_data;
+  options.verbose = args.has("quiet") ? 2 : 1;
+  const History history = model->fit(train_data, options);
+
+  const Scores test = score(*model, images, parts.test);
+  std::cout << '\n';
+  print_scores(test, "Test part (" + std::to_string(parts.test.size()) + " images never seen in training)");
+
+  const Metadata metadata{
+      {"class_names", "without_mask,with_mask"},
+      {"image_width", std::to_string(mask_detection::image_size)},
+      {"image_height", std::to_string(mask_detection::image_size)},
+      {"background", "255,255,255"},
+      {"architecture", arch},
+      {"split_seed", std::to_string(seed)},
+      {"data_fingerprint", fingerprint(images)},
+      {"epochs", std::to_string(history.epochs())},
+      {"test_accuracy", std::to_string(test.confusion.accuracy())},
+      {"stratum_version", stratum::version},
+  };
+  save_model(*model, model_path, metadata);
+  if (history.epochs() > 0) {
+    history.write_csv(history_path);
+    write_history_plot(history, plot_path, "mask_detector, " + arch + " network");
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "\nSaved the model to " << model_path.string();
+  if (history.epochs() > 0) std::cout << ", the history to " << history_path.string() << " and " << plot_path.string();
+  std::cout << "\nTotal time " << format_duration(seconds) << " (" << std::fixed
+            << std::setprecision(1) << seconds << " s)\n";
+  return 0;
+}
+
+/// The model and what its metadata says about the images it expects.
+struct ModelInfo {
+  LoadedModel<float> loaded;
+  int width = mask_detection::image_size, height = mask_detection::image_size;
+};
+
+ModelInfo load_for_inference(const fs::path& path) {
+  ModelInfo info{load_model<float>(path)};
+  auto& meta = info.loaded.metadata;
+  if (meta.count("image_width")) info.width = std::stoi(meta["image_width"]);
+  if (meta.count("image_height")) info.height = std::stoi(meta["image_height"]);
+  if (!info.loaded.model->has_loss())
+    throw IoError("'" + path.string() + "' has no loss, so its outputs cannot be read as classes");
+  if (info.loaded.model->input_shape() != Shape{info.height, info.width, 3})
+    throw IoError("'" + path.string() + "' expects input " + info.loaded.model->input_shape().to_batch_string() +
+                  ", not RGB images of " + std::to_string(info.width) + "x" + std::to_string(info.height));
+  return info;
+}
+
+int evaluate(const std::vector<std::string>& raw) {
+  const Arguments args(raw, with_data_options({
+      {"data", "DIR", "dataset folder with with_mask/ and without_mask/ (default: data)"},
+      {"model", "FILE", "the trained model (default: mask_detector.stmodel)"},
+      {"all", "", "evaluate on every image of DIR, not only the held-out test part"},
+      {"json", "", "print the metrics as JSON"},
+  }));
+  if (args.has("help")) {
+    std::cout << "usage: mask_detector evaluate [--data DIR] [--model FILE] [--all] [--json]\n\n"
+                 "Accuracy, per-class precision, recall and F1, and the confusion matrix on the\n"
+                 "test part of DIR (the same split as training, from the seed stored in the model)\n"
+                 "or, with --all, on every image of DIR.\n\n" << args.help();
+    return 0;
+  }
+  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+  apply_threads(args);
+  ModelInfo info = load_for_inference(args.get("model", "mask_detector.stmodel"));
+  const fs::path dir = args.get("data", "data");
+  if (!fs::exists(dir)) {
+    print_how_to_get_data(dir);
+    return 1;
+  }
+  const bool json = args.has("json");
+  std::streambuf* saved = nullptr;
+  std::ostringstream discard;
+  if (json) saved = std::cout.rdbuf(discard.rdbuf());  // keep stdout for the JSON alone
+  const LabelledImages images = load_dataset(args, dir, info.width, info.height, white);
+  std::vector<Index> part = all_indices(images);
+  std::string what = "All of " + dir.string();
+  if (!args.has("all")) {
+    auto& meta = info.loaded.metadata;
+    const auto seed = static_cast<std::uint64_t>(std::stoull(meta.count("split_seed") ? meta["split_seed"] : "42"));
+    if (meta.count("data_fingerprint") && meta["data_fingerprint"] != fingerprint(images))
+      std::cerr << "warning: " << dir.string() << " is not the dataset this model was trained on; "
+                << "its 'test part' may overlap the training data. Use --all for other datasets.\n";
+    part = split_dataset(images, seed).test;
+    what = "Test part of " + dir.string() + " (seed " + std::to_string(seed) + ")";
+  }
+  const Scores s = score(*info.loaded.model, images, part);
+  if (json) {
+    std::cout.rdbuf(saved);
+    std::string metrics = s.confusion.to_json();
+    metrics.insert(1, "\"part\": \"" + std::string(args.has("all") ? "all" : "test") +
+                          "\", \"loss\": " + std::to_string(s.loss) + ", ");
+    std::cout << metrics << '\n';
+  } else {
+    print_scores(s, what);
+  }
+  return 0;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+      out += escaped;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+int predict(const std::vector<std::string>& raw) {
+  const Arguments args(raw, {
+      {"model", "FILE", "the trained model (default: mask_detector.stmodel)"},
+      {"json", "", "print the results as JSON"},
+      {"threads", "N", "threads to use (default: all cores)"},
+      {"help", "", "show this help"},
+  });
+  if (args.has("help")) {
+    std::cout << "usage: mask_detector predict [--model FILE] [--json] IMAGE...\n\n"
+                 "Prints the predicted label and its probability for each image.\n\n" << args.help();
+    return 0;
+  }
+  if (args.positional().empty()) throw UsageError("predict needs at least one image");
+  apply_threads(args);
+  ModelInfo info = load_for_inference(args.get("model", "mask_detector.stmodel"));
+  Sequential<float>& model = *info.loaded.model;
+  const bool json = args.has("json");
+  int failures = 0;
+  if (json) std::cout << "[";
+  for (std::size_t i = 0; i < args.positional().size(); ++i) {
+    const std::string& file = args.positional()[i];
+    if (json && i) std::cout << ",";
+    try {
+      const Image image = resize_image(load_image(file), info.width, info.height);
+      Tensor<float> x({1, info.height, info.width, 3});
+      for (Index p = 0; p < x.size(); ++p) x[p] = static_cast<float>(image.pixels[static_cast<std::size_t>(p)]) / 255.0f;
+      const Tensor<float>& out = model.forward(x, Mode::inference);
+      double probabilities[2];
+      model.loss().class_probabilities(out.data(), out.dim(1), probabilities);
+      const int label = model.loss().predicted_label(out.data(), out.dim(1));
+      const auto& name = class_names[static_cast<std::size_t>(label)];
+      if (json)
+        std::cout << "\n  {\"file\": " << json_string(file) << ", \"label\": \"" << name
+                  << "\", \"probability\": " << probabilities[label]
+                  << ", \"probabilities\": {\"without_mask\": " << probabilities[0]
+                  << ", \"with_mask\": " << probabilities[1] << "}}";
+      else
+        std::cout << file << ": " << name << " (probability " << std::fixed << std::setprecision(3)
+                  << probabilities[label] << ")\n";
+    } catch (const Error& e) {
+      ++failures;
+      if (json) std::cout << "\n  {\"file\": " << json_string(file) << ", \"error\": " << json_string(e.what()) << "}";
+      else std::cerr << "mask_detector: " << e.what() << '\n';
+    }
+  }
+  if (json) std::cout << "\n]\n";
+  return failures == 0 ? 0 : 1;
+}
+
+constexpr const char* usage =
+    "usage: mask_detector COMMAND [options]\n\n"
+    "commands:\n"
+    "  train     train on a folder of photos (with_mask/, without_mask/) and save the model\n"
+    "  evaluate  accuracy, precision, recall, F1 and confusion matrix of a saved model\n"
+    "  predict   classify image files with a saved model\n\n"
+    "Run 'mask_detector COMMAND --help' for the options of each.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + std::min(argc, 2), argv + argc);
+  const std::string command = argc > 1 ? argv[1] : "";
+  try {
+    if (command == "train") return train(args);
+    if (command == "evaluate") return evaluate(args);
+    if (command == "predict") return predict(args);
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::cout << usage;
+      return 0;
+    }
+    std::cerr << (command.empty() ? "" : "mask_detector: unknown command '" + command + "'\n\n") << usage;
+    return 2;
+  } catch (const UsageError& e) {
+    std::cerr << "mask_detector " << command << ": " << e.what() << " (see --help)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "mask_detector " << command << ": " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,133 @@
+// Little-endian binary reading and writing with bounds checks, for stratum's file formats.
+// A reader never reads past its buffer: a short file raises IoError("... is truncated ...")
+// naming the file, instead of reading garbage.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <span>
+#include <string>
+#include <vector>
+
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
+
+#include "../errors.hpp"
+
+namespace stratum {
+
+static_assert(std::endian::native == std::endian::little,
+              "stratum's file formats are little-endian; this platform is not");
+
+class BinaryWriter {
+ public:
+  template <typename V>
+  void put(V value) {
+    static_assert(std::is_trivially_copyable_v<V>);
+    const auto* p = reinterpret_cast<const std::uint8_t*>(&value);
+    bytes_.insert(bytes_.end(), p, p + sizeof(V));
+  }
+  void put_string(const std::string& s) {
+    put(static_cast<std::uint32_t>(s.size()));
+    bytes_.insert(bytes_.end(), s.begin(), s.end());
+  }
+  template <typename V>
+  void put_array(std::span<const V> values) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(values.data());
+    bytes_.insert(bytes_.end(), p, p + values.size_bytes());
+  }
+  [[nodiscard]] std::vector<std::uint8_t>& bytes() { return bytes_; }
+
+ private:
+  std::vector<std::uint8_t> bytes_;
+};
+
+class BinaryReader {
+ public:
+  BinaryReader(std::span<const std::uint8_t> bytes, std::string name)
+      : bytes_(bytes), name_(std::move(name)) {}
+
+  template <typename V>
+  V get() {
+    V value;
+    std::memcpy(&value, take(sizeof(V)), sizeof(V));
+    return value;
+  }
+  std::string get_string(std::size_t max_length = 1 << 20) {
+    const auto length = get<std::uint32_t>();
+    if (length > max_length) fail("holds a string of " + std::to_string(length) + " bytes");
+    const auto* p = take(length);
+    return std::string(reinterpret_cast<const char*>(p), length);
+  }
+  template <typename V>
+  void get_array(std::span<V> out) {
+    std::memcpy(out.data(), take(out.size_bytes()), out.size_bytes());
+  }
+  [[nodiscard]] std::size_t offset() const { return offset_; }
+  [[nodiscard]] std::size_t remaining() const { return bytes_.size() - offset_; }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw IoError("'" + name_ + "' " + what + " (at byte " + std::to_string(offset_) + ")");
+  }
+
+ private:
+  const std::uint8_t* take(std::size_t n) {
+    if (n > remaining())
+      throw IoError("'" + name_ + "' is truncated: needed " + std::to_string(n) +
+                    " more bytes at byte " + std::to_string(offset_) + " of " +
+                    std::to_string(bytes_.size()));
+    const auto* p = bytes_.data() + offset_;
+    offset_ += n;
+    return p;
+  }
+
+  std::span<const std::uint8_t> bytes_;
+  std::string name_;
+  std::size_t offset_ = 0;
+};
+
+/// The whole file as bytes. Throws IoError naming the file.
+inline std::vector<std::uint8_t> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open '" + path.string() + "'");
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw IoError("cannot read '" + path.string() + "'");
+  in.seekg(0);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw IoError("cannot read '" + path.string() + "'");
+  return bytes;
+}
+
+/// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the
+/// complete new one: write a temporary file beside it, flush it to disk, then rename it over
+/// the target (an atomic replacement on POSIX file systems).
+inline void write_file_atomically(const std::filesystem::path& path,
+                                  std::span<const std::uint8_t> bytes) {
+  std::filesystem::path temporary = path;
+  temporary += ".tmp";
+#if __has_include(<unistd.h>)
+  temporary += std::to_string(::getpid());
+#endif
+  std::FILE* file = std::fopen(temporary.string().c_str(), "wb");
+  if (!file) throw IoError("cannot write '" + temporary.string() + "'");
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+  ok = std::fflush(file) == 0 && ok;
+#if __has_include(<unistd.h>)
+  ok = ::fsync(::fileno(file)) == 0 && ok;
+#endif
+  ok = std::fclose(file) == 0 && ok;
+  std::error_code error;
+  if (ok) std::filesystem::rename(temporary, path, error);
+  if (!ok || error) {
+    std::filesystem::remove(temporary, error);
+    throw IoError("cannot write '" + path.string() + "'");
+  }
+}
+
+}  // namespace stratum

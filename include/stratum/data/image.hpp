@@ -1,0 +1,135 @@
+// Reading photos: decode any JPEG (baseline or progressive), PNG (grey, RGB, RGBA, palette with
+// transparency, 8 or 16 bit), BMP or GIF (first frame) with stb_image, choosing the decoder by
+// the file's content, never its name; composite transparency onto a background colour; resize
+// with a filter that does not alias.
+//
+// Alpha: a transparent pixel shows the background colour (white by default), blended in 8-bit
+// sRGB as most viewers do: out = (a * colour + (255 - a) * background) / 255.
+//
+// Resizing: stb_image_resize's Mitchell filter, whose support widens with the scale factor, so
+// a 20-megapixel photo shrunk to 128x128 averages every source pixel instead of sampling a few
+// (which would alias). The aspect ratio is not kept: like the Keras notebook, each photo is
+// stretched to the target size.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../errors.hpp"
+#include "binary_io.hpp"
+#include "stb.hpp"
+
+namespace stratum {
+
+/// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC).
+struct Image {
+  int width = 0;
+  int height = 0;
+  std::vector<std::uint8_t> pixels;  // width * height * 3
+};
+
+using Rgb = std::array<std::uint8_t, 3>;
+inline constexpr Rgb white{255, 255, 255};
+
+/// The container format named by a file's first bytes: "JPEG", "PNG", "GIF", "BMP" or "" when
+/// none of those.
+inline std::string image_format(std::span<const std::uint8_t> bytes) {
+  auto starts = [&](std::initializer_list<int> magic) {
+    if (bytes.size() < magic.size()) return false;
+    std::size_t i = 0;
+    for (int m : magic)
+      if (bytes[i++] != m) return false;
+    return true;
+  };
+  if (starts({0xFF, 0xD8, 0xFF})) return "JPEG";
+  if (starts({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A})) return "PNG";
+  if (starts({'G', 'I', 'F', '8'})) return "GIF";
+  if (starts({'B', 'M'})) return "BMP";
+  return "";
+}
+
+namespace detail {
+/// A JPEG whose end-of-image marker is missing was cut short; stb_image would fill the missing
+/// part with grey rather than fail, so we look for the marker ourselves (after any zero
+/// padding, which some writers append).
+inline bool jpeg_is_complete(std::span<const std::uint8_t> bytes) {
+  std::size_t end = bytes.size();
+  while (end > 0 && bytes[end - 1] == 0) --end;
+  return end >= 2 && bytes[end - 2] == 0xFF && bytes[end - 1] == 0xD9;
+}
+}  // namespace detail
+
+/// Decodes an image file's bytes to RGB. `name` is used in error messages.
+/// Throws IoError for empty, unrecognised, truncated, corrupt or absurdly large images.
+inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name,
+                          Rgb background = white) {
+  if (bytes.empty()) throw IoError("'" + name + "' is empty");
+  const std::string format = image_format(bytes);
+  if (format.empty())
+    throw IoError("'" + name + "' is not an image (not JPEG, PNG, GIF or BMP by its content)");
+  if (format == "JPEG" && !detail::jpeg_is_complete(bytes))
+    throw IoError("'" + name + "' is a truncated JPEG (no end-of-image marker)");
+  if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
+    throw IoError("'" + name + "' is too large to decode");
+  const auto size = static_cast<int>(bytes.size());
+  int width = 0, height = 0, channels = 0;
+  if (!stbi_info_from_memory(bytes.data(), size, &width, &height, &channels))
+    throw IoError("'" + name + "' is a corrupt " + format + " (" + stbi_failure_reason() + ")");
+  constexpr long long max_pixels = 1LL << 28;  // 268 megapixels, about 1 GiB decoded
+  if (width < 1 || height < 1 || static_cast<long long>(width) * height > max_pixels)
+    throw IoError("'" + name + "' has an unsupported size " + std::to_string(width) + "x" +
+                  std::to_string(height));
+
+  stbi_uc* rgba = stbi_load_from_memory(bytes.data(), size, &width, &height, &channels, 4);
+  if (!rgba)
+    throw IoError("'" + name + "' is a corrupt " + format + " (" + stbi_failure_reason() + ")");
+  Image image;
+  image.width = width;
+  image.height = height;
+  image.pixels.resize(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3);
+  for (std::size_t p = 0; p < static_cast<std::size_t>(width) * static_cast<std::size_t>(height); ++p) {
+    const unsigned alpha = rgba[4 * p + 3];
+    for (std::size_t c = 0; c < 3; ++c)
+      image.pixels[3 * p + c] = static_cast<std::uint8_t>(
+          (alpha * rgba[4 * p + c] + (255 - alpha) * background[c] + 127) / 255);
+  }
+  stbi_image_free(rgba);
+  return image;
+}
+
+inline Image load_image(const std::filesystem::path& path, Rgb background = white) {
+  return decode_image(read_file(path), path.string(), background);
+}
+
+/// Resamples to width x height (see the note at the top of this file).
+inline Image resize_image(const Image& image, int width, int height) {
+  if (width < 1 || height < 1) throw Error("resize_image: target size must be positive");
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.pixels.resize(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3);
+  if (image.width == width && image.height == height) {
+    out.pixels = image.pixels;
+    return out;
+  }
+  if (!stbir_resize_uint8(image.pixels.data(), image.width, image.height, 0, out.pixels.data(),
+                          width, height, 0, 3))
+    throw Error("resize_image: out of memory resizing " + std::to_string(image.width) + "x" +
+                std::to_string(image.height));
+  return out;
+}
+
+/// Writes an RGB image as PNG. Throws IoError on failure.
+inline void write_png(const std::filesystem::path& path, const Image& image) {
+  if (!stbi_write_png(path.string().c_str(), image.width, image.height, 3, image.pixels.data(),
+                      image.width * 3))
+    throw IoError("cannot write PNG '" + path.string() + "'");
+}
+
+}  // namespace stratum

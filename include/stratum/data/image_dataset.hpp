@@ -1,0 +1,51 @@
+// A Dataset over some of the images of a LabelledImages collection: pixels stay 8-bit in
+// memory and become [0, 1] floats (x / 255, as the notebook scales them) one batch at a time.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "dataset.hpp"
+#include "image_folder.hpp"
+
+namespace stratum {
+
+template <typename T>
+class ImageDataset final : public Dataset<T> {
+ public:
+  /// The images `indices` of `images` (which must outlive the dataset), in that order.
+  ImageDataset(const LabelledImages& images, std::vector<Index> indices)
+      : images_(images), indices_(std::move(indices)) {
+    for (Index i : indices_)
+      if (i < 0 || i >= images.count())
+        throw Error("ImageDataset: image index " + std::to_string(i) + " is outside [0, " +
+                    std::to_string(images.count()) + ")");
+  }
+
+  [[nodiscard]] Index size() const override { return static_cast<Index>(indices_.size()); }
+  [[nodiscard]] Shape sample_shape() const override {
+    return {images_.height, images_.width, 3};
+  }
+  [[nodiscard]] const std::vector<Index>& indices() const { return indices_; }
+
+  void gather(std::span<const Index> batch, Tensor<T>& x, std::vector<int>& labels) const override {
+    const Index image_size = images_.image_size();
+    x.resize(sample_shape().with_batch(static_cast<Index>(batch.size())));
+    labels.resize(batch.size());
+    const T scale = T(1) / T(255);
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+      this->check_index(batch[k]);
+      const Index image = indices_[static_cast<std::size_t>(batch[k])];
+      const std::uint8_t* source = images_.pixels.data() + image * image_size;
+      T* target = x.data() + static_cast<Index>(k) * image_size;
+      for (Index p = 0; p < image_size; ++p) target[p] = static_cast<T>(source[p]) * scale;
+      labels[k] = images_.labels[static_cast<std::size_t>(image)];
+    }
+  }
+
+ private:
+  const LabelledImages& images_;
+  std::vector<Index> indices_;
+};
+
+}  // namespace stratum

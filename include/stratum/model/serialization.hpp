@@ -1,0 +1,221 @@
+// Model files: a Sequential model's architecture, loss and weights in one binary file.
+//
+// Layout (little-endian; "str" is a u32 length and that many bytes):
+//
+//   magic        8 bytes   89 'S' 'T' 'R' 0D 0A 1A 0A   (PNG's trick: catches text-mode mangling)
+//   version      u32       format version, currently 1
+//   file size    u64       the whole file's length, so truncation is recognised as such
+//   metadata     u32 n, then n pairs (str key, str value)     free-form: class names, image size...
+//   input shape  u32 rank, rank x i64
+//   loss         str type ("" for none), u8 from_logits
+//   layers       u32 n, then per layer:
+//                  str type, u32 k, k x (str key, f64 value)      its LayerConfig
+//                  u32 p, then per parameter: str name, u32 rank, rank x i64, f32 values
+//   checksum     u64       FNV-1a of every byte before it
+//
+// Saving writes a temporary file and renames it over the target, so a crash never leaves a
+// half-written model in place of a good one. Loading checks the magic, the version, the size
+// and the checksum before it reads anything else, and every shape against the rebuilt layer;
+// each failure says which file and what is wrong with it.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "../data/binary_io.hpp"
+#include "../hash.hpp"
+#include "../layers/conv2d.hpp"
+#include "../layers/dense.hpp"
+#include "../layers/dropout.hpp"
+#include "../layers/flatten.hpp"
+#include "../layers/max_pool2d.hpp"
+#include "../layers/relu.hpp"
+#include "../layers/sigmoid.hpp"
+#include "../layers/softmax.hpp"
+#include "../losses/binary_crossentropy.hpp"
+#include "../losses/sparse_categorical_crossentropy.hpp"
+#include "sequential.hpp"
+
+namespace stratum {
+
+inline constexpr std::uint8_t model_magic[8] = {0x89, 'S', 'T', 'R', 0x0D, 0x0A, 0x1A, 0x0A};
+inline constexpr std::uint32_t model_format_version = 1;
+
+using Metadata = std::map<std::string, std::string>;
+
+template <typename T>
+struct LoadedModel {
+  std::unique_ptr<Sequential<T>> model;
+  Metadata metadata;
+};
+
+/// Rebuilds a layer from its configuration. Throws Error for an unknown type.
+template <typename T>
+std::unique_ptr<Layer<T>> layer_from_config(const LayerConfig& c) {
+  auto index = [&](const char* key) { return static_cast<Index>(c.get(key)); };
+  auto activation = [&] { return static_cast<Activation>(index("activation")); };
+  auto padding = [&] { return static_cast<Padding>(index("padding")); };
+  if (c.type == "Conv2D")
+    return std::make_unique<Conv2D<T>>(index("filters"), Size2{index("kernel_h"), index("kernel_w")},
+                                       activation(), Size2{index("stride_h"), index("stride_w")},
+                                       padding());
+  if (c.type == "MaxPooling2D")
+    return std::make_unique<MaxPool2D<T>>(Size2{index("pool_h"), index("pool_w")},
+                                          Size2{index("stride_h"), index("stride_w")}, padding());
+  if (c.type == "Dense") return std::make_unique<Dense<T>>(index("units"), activation());
+  if (c.type == "Dropout") return std::make_unique<Dropout<T>>(c.get("rate"));
+  if (c.type == "Flatten") return std::make_unique<Flatten<T>>();
+  if (c.type == "ReLU") return std::make_unique<ReLU<T>>();
+  if (c.type == "Sigmoid") return std::make_unique<Sigmoid<T>>();
+  if (c.type == "Softmax") return std::make_unique<Softmax<T>>();
+  throw Error("unknown layer type '" + c.type + "'");
+}
+
+template <typename T>
+std::unique_ptr<Loss<T>> loss_from_name(const std::string& name, bool from_logits) {
+  if (name == "SparseCategoricalCrossentropy")
+    return std::make_unique<SparseCategoricalCrossentropy<T>>(from_logits);
+  if (name == "BinaryCrossentropy") return std::make_unique<BinaryCrossentropy<T>>(from_logits);
+  throw Error("unknown loss '" + name + "'");
+}
+
+/// The model file's bytes (see the layout above).
+template <typename T>
+std::vector<std::uint8_t> serialize_model(Sequential<T>& model, const Metadata& metadata = {}) {
+  BinaryWriter w;
+  w.put_array(std::span<const std::uint8_t>(model_magic, 8));
+  w.put(model_format_version);
+  w.put(std::uint64_t{0});  // the file size, filled in below
+  w.put(static_cast<std::uint32_t>(metadata.size()));
+  for (const auto& [key, value] : metadata) {
+    w.put_string(key);
+    w.put_string(value);
+  }
+  const Shape& input = model.input_shape();
+  w.put(static_cast<std::uint32_t>(input.rank()));
+  for (Index d : input.dims()) w.put(static_cast<std::int64_t>(d));
+  Loss<T>* loss = model.has_loss() ? &model.loss() : nullptr;
+  w.put_string(loss ? loss->name() : "");
+  w.put(static_cast<std::uint8_t>(loss && loss->from_logits()));
+  w.put(static_cast<std::uint32_t>(model.size()));
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    Layer<T>& layer = model.layer(i);
+    const LayerConfig config = layer.config();
+    w.put_string(config.type);
+    w.put(static_cast<std::uint32_t>(config.values.size()));
+    for (const auto& [key, value] : config.values) {
+      w.put_string(key);
+      w.put(value);
+    }
+    const auto params = layer.parameters();
+    w.put(static_cast<std::uint32_t>(params.size()));
+    for (auto* p : params) {
+      w.put_string(p->name);
+      w.put(static_cast<std::uint32_t>(p->value.rank()));
+      for (Index d : p->value.shape().dims()) w.put(static_cast<std::int64_t>(d));
+      for (T v : p->value) w.put(static_cast<float>(v));
+    }
+  }
+  auto& bytes = w.bytes();
+  const std::uint64_t size = bytes.size() + 8;
+  std::memcpy(bytes.data() + 12, &size, 8);
+  w.put(Fnv1a().add(std::span<const std::uint8_t>(bytes)).value());
+  return std::move(bytes);
+}
+
+/// Saves atomically: a crash leaves the previous file, never a partial one.
+template <typename T>
+void save_model(Sequential<T>& model, const std::filesystem::path& path,
+                const Metadata& metadata = {}) {
+  write_file_atomically(path, serialize_model(model, metadata));
+}
+
+template <typename T = float>
+LoadedModel<T> deserialize_model(std::span<const std::uint8_t> bytes, const std::string& name) {
+  constexpr std::size_t header = 8 + 4 + 8;
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), model_magic, 8) != 0)
+    throw IoError("'" + name + "' is not a stratum model file");
+  if (bytes.size() < header + 8)
+    throw IoError("'" + name + "' is truncated: only " + std::to_string(bytes.size()) + " bytes");
+  std::uint32_t version = 0;
+  std::uint64_t size = 0;
+  std::memcpy(&version, bytes.data() + 8, 4);
+  std::memcpy(&size, bytes.data() + 12, 8);
+  if (version > model_format_version)
+    throw IoError("'" + name + "' was written in model format version " + std::to_string(version) +
+                  "; this build of stratum reads versions up to " +
+                  std::to_string(model_format_version) + ": update stratum to load it");
+  if (version == 0) throw IoError("'" + name + "' has an invalid format version 0");
+  if (bytes.size() < size)
+    throw IoError("'" + name + "' is truncated: " + std::to_string(bytes.size()) + " of " +
+                  std::to_string(size) + " bytes");
+  if (bytes.size() > size)
+    throw IoError("'" + name + "' has " + std::to_string(bytes.size() - size) +
+                  " unexpected bytes after the end of the model");
+  std::uint64_t checksum = 0;
+  std::memcpy(&checksum, bytes.data() + bytes.size() - 8, 8);
+  if (Fnv1a().add(bytes.first(bytes.size() - 8)).value() != checksum)
+    throw IoError("'" + name + "' is corrupt: its checksum does not match its contents");
+
+  BinaryReader r(bytes.subspan(header, bytes.size() - header - 8), name);
+  LoadedModel<T> loaded;
+  const auto metadata_count = r.get<std::uint32_t>();
+  for (std::uint32_t i = 0; i < metadata_count; ++i) {
+    std::string key = r.get_string();
+    loaded.metadata[key] = r.get_string();
+  }
+  const auto rank = r.get<std::uint32_t>();
+  if (rank > 8) r.fail("has an input of rank " + std::to_string(rank));
+  std::vector<Index> input(rank);
+  for (auto& d : input) d = static_cast<Index>(r.get<std::int64_t>());
+  const std::string loss_name = r.get_string();
+  const bool from_logits = r.get<std::uint8_t>() != 0;
+  try {
+    loaded.model = std::make_unique<Sequential<T>>(Shape(input));
+    const auto layer_count = r.get<std::uint32_t>();
+    for (std::uint32_t l = 0; l < layer_count; ++l) {
+      LayerConfig config;
+      config.type = r.get_string();
+      const auto values = r.get<std::uint32_t>();
+      for (std::uint32_t v = 0; v < values; ++v) {
+        std::string key = r.get_string();
+        config.values.emplace_back(std::move(key), r.get<double>());
+      }
+      Layer<T>& layer = loaded.model->add(layer_from_config<T>(config));
+      auto params = layer.parameters();
+      if (r.get<std::uint32_t>() != params.size())
+        r.fail("gives layer '" + layer.name() + "' the wrong number of parameters");
+      for (auto* p : params) {
+        const std::string param_name = r.get_string();
+        const auto param_rank = r.get<std::uint32_t>();
+        if (param_rank > 8) r.fail("has a parameter of rank " + std::to_string(param_rank));
+        std::vector<Index> dims(param_rank);
+        for (auto& d : dims) d = static_cast<Index>(r.get<std::int64_t>());
+        if (param_name != p->name || Shape(dims) != p->value.shape())
+          r.fail("holds parameter '" + param_name + "' of shape " + Shape(dims).to_string() +
+                 " where layer '" + layer.name() + "' has '" + p->name + "' of shape " +
+                 p->value.shape().to_string());
+        std::vector<float> values_f32(static_cast<std::size_t>(p->value.size()));
+        r.get_array(std::span<float>(values_f32));
+        std::copy(values_f32.begin(), values_f32.end(), p->value.begin());
+      }
+    }
+    if (!loss_name.empty())
+      loaded.model->compile(loss_from_name<T>(loss_name, from_logits), nullptr);
+  } catch (const IoError&) {
+    throw;
+  } catch (const Error& e) {
+    throw IoError("'" + name + "' describes a model that cannot be built: " + e.what());
+  }
+  if (r.remaining() != 0) r.fail("has data after its last layer");
+  return loaded;
+}
+
+template <typename T = float>
+LoadedModel<T> load_model(const std::filesystem::path& path) {
+  return deserialize_model<T>(read_file(path), path.string());
+}
+
+}  // namespace stratum

@@ -1,0 +1,184 @@
+// Image decoding: every format the loader promises, written by the test itself, plus the bad
+// files a real folder contains.
+#include <doctest/doctest.h>
+#include <stratum/data/image.hpp>
+
+#include "image_writers.hpp"
+#include "temp_dir.hpp"
+
+using namespace stratum;
+using stratum::testing::Bytes;
+
+namespace {
+
+/// A w x h RGB gradient: pixel (x, y) = (10x, 20y, 100).
+std::vector<std::uint8_t> gradient(int w, int h) {
+  std::vector<std::uint8_t> p;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) p.insert(p.end(), {std::uint8_t(10 * x), std::uint8_t(20 * y), 100});
+  return p;
+}
+
+std::array<int, 3> pixel(const Image& image, int x, int y) {
+  const auto* p = image.pixels.data() + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) + static_cast<std::size_t>(x));
+  return {p[0], p[1], p[2]};
+}
+
+void check_gradient(const Image& image, int tolerance) {
+  REQUIRE(image.width == 8);
+  REQUIRE(image.height == 6);
+  for (int y = 0; y < 6; ++y)
+    for (int x = 0; x < 8; ++x) {
+      const auto p = pixel(image, x, y);
+      CHECK(std::abs(p[0] - 10 * x) <= tolerance);
+      CHECK(std::abs(p[1] - 20 * y) <= tolerance);
+      CHECK(std::abs(p[2] - 100) <= tolerance);
+    }
+}
+
+Bytes file_bytes(const std::filesystem::path& path) { return read_file(path); }
+
+}  // namespace
+
+TEST_CASE("decoding chooses the decoder by content, whatever the file is called") {
+  testing::TempDir dir;
+  const auto rgb = gradient(8, 6);
+  const auto path = dir.path() / "really_a_png.jpg";
+  REQUIRE(stbi_write_png(path.string().c_str(), 8, 6, 3, rgb.data(), 8 * 3));
+  CHECK(image_format(file_bytes(path)) == "PNG");
+  check_gradient(load_image(path), 0);
+}
+
+TEST_CASE("JPEG baseline and progressive, BMP, GIF") {
+  testing::TempDir dir;
+  const auto rgb = gradient(8, 6);
+  SUBCASE("baseline JPEG") {
+    const auto path = dir.path() / "a.jpg";
+    REQUIRE(stbi_write_jpg(path.string().c_str(), 8, 6, 3, rgb.data(), 100));
+    check_gradient(load_image(path), 12);  // lossy, chroma subsampled
+  }
+  SUBCASE("progressive JPEG") {
+    const Image image = load_image(STRATUM_TEST_DATA_DIR "/progressive.jpg");
+    REQUIRE(image.width == 24);
+    REQUIRE(image.height == 16);
+    const auto p = pixel(image, 12, 8);
+    CHECK(std::abs(p[0] - 120) <= 12);
+    CHECK(std::abs(p[1] - 120) <= 12);
+    CHECK(std::abs(p[2] - 128) <= 12);
+  }
+  SUBCASE("BMP") {
+    const auto path = dir.path() / "a.bmp";
+    REQUIRE(stbi_write_bmp(path.string().c_str(), 8, 6, 3, rgb.data()));
+    check_gradient(load_image(path), 0);
+  }
+  SUBCASE("GIF") {
+    Bytes palette(768), indices;
+    for (int i = 0; i < 256; ++i) {
+      palette[3 * std::size_t(i)] = std::uint8_t(i);
+      palette[3 * std::size_t(i) + 1] = std::uint8_t(255 - i);
+      palette[3 * std::size_t(i) + 2] = 7;
+    }
+    for (int i = 0; i < 20 * 30; ++i) indices.push_back(std::uint8_t(i % 251));
+    const auto path = dir.path() / "a.gif";
+    testing::write_bytes(path, testing::encode_gif(20, 30, indices, palette));
+    const Image image = load_image(path);
+    REQUIRE(image.width == 20);
+    REQUIRE(image.height == 30);
+    for (int i : {0, 1, 250, 251, 599}) {
+      const auto p = pixel(image, i % 20, i / 20);
+      CHECK(p == std::array<int, 3>{i % 251, 255 - i % 251, 7});
+    }
+  }
+}
+
+TEST_CASE("PNG: grey, RGB, RGBA, palette with transparency, 16-bit") {
+  testing::TempDir dir;
+  SUBCASE("grey") {
+    const std::vector<std::uint8_t> grey{0, 50, 100, 150, 200, 250};
+    const auto path = dir.path() / "grey.png";
+    REQUIRE(stbi_write_png(path.string().c_str(), 3, 2, 1, grey.data(), 3));
+    const Image image = load_image(path);
+    CHECK(pixel(image, 2, 1) == std::array<int, 3>{250, 250, 250});
+  }
+  SUBCASE("RGBA composited onto the background") {
+    // Opaque red, transparent blue, half-transparent green.
+    const std::vector<std::uint8_t> rgba{255, 0, 0, 255, 0, 0, 255, 0, 0, 255, 0, 128};
+    const auto path = dir.path() / "rgba.png";
+    REQUIRE(stbi_write_png(path.string().c_str(), 3, 1, 4, rgba.data(), 12));
+    const Image on_white = load_image(path);
+    CHECK(pixel(on_white, 0, 0) == std::array<int, 3>{255, 0, 0});
+    CHECK(pixel(on_white, 1, 0) == std::array<int, 3>{255, 255, 255});
+    CHECK(pixel(on_white, 2, 0) == std::array<int, 3>{127, 255, 127});
+    const Image on_black = load_image(path, Rgb{0, 0, 0});
+    CHECK(pixel(on_black, 1, 0) == std::array<int, 3>{0, 0, 0});
+    CHECK(pixel(on_black, 2, 0) == std::array<int, 3>{0, 128, 0});
+  }
+  SUBCASE("palette with a transparent entry (tRNS)") {
+    const Bytes palette{255, 0, 0, 0, 255, 0, 0, 0, 255};
+    const Bytes alpha{255, 0};  // entry 1 fully transparent; entry 2 opaque by default
+    const Bytes rows{0, 1, 2, 2, 1, 0};
+    const auto path = dir.path() / "palette.png";
+    testing::write_bytes(path, testing::encode_png(3, 2, 8, 3, rows, 3, palette, alpha));
+    const Image image = load_image(path);
+    CHECK(pixel(image, 0, 0) == std::array<int, 3>{255, 0, 0});
+    CHECK(pixel(image, 1, 0) == std::array<int, 3>{255, 255, 255});  // transparent: background
+    CHECK(pixel(image, 2, 0) == std::array<int, 3>{0, 0, 255});
+  }
+  SUBCASE("16 bits per channel") {
+    Bytes rows;  // 2x1 RGB, big-endian 16-bit samples
+    for (int v : {0xFFFF, 0x8000, 0x0000, 0x0000, 0x4000, 0xFFFF})
+      rows.insert(rows.end(), {std::uint8_t(v >> 8), std::uint8_t(v)});
+    const auto path = dir.path() / "deep.png";
+    testing::write_bytes(path, testing::encode_png(2, 1, 16, 2, rows, 12));
+    const Image image = load_image(path);
+    CHECK(pixel(image, 0, 0) == std::array<int, 3>{255, 128, 0});
+    CHECK(pixel(image, 1, 0) == std::array<int, 3>{0, 64, 255});
+  }
+}
+
+TEST_CASE("bad files give errors that name them") {
+  testing::TempDir dir;
+  const auto rgb = gradient(8, 6);
+  const auto jpg = dir.path() / "photo.jpg";
+  REQUIRE(stbi_write_jpg(jpg.string().c_str(), 8, 6, 3, rgb.data(), 90));
+  const Bytes good = file_bytes(jpg);
+
+  CHECK_THROWS_WITH_AS(decode_image(Bytes{}, "empty.jpg"), "'empty.jpg' is empty", IoError);
+  const std::string text = "this is not an image";
+  CHECK_THROWS_WITH_AS(decode_image(Bytes(text.begin(), text.end()), "notes.jpg"),
+                       "'notes.jpg' is not an image (not JPEG, PNG, GIF or BMP by its content)",
+                       IoError);
+  CHECK_THROWS_WITH_AS(decode_image(Bytes(good.begin(), good.begin() + long(good.size() / 2)), "cut.jpg"),
+                       "'cut.jpg' is a truncated JPEG (no end-of-image marker)", IoError);
+  Bytes garbage{0xFF, 0xD8, 0xFF};
+  for (int i = 0; i < 300; ++i) garbage.push_back(std::uint8_t(i * 7));
+  garbage.insert(garbage.end(), {0xFF, 0xD9});
+  CHECK_THROWS_AS(decode_image(garbage, "garbage.jpg"), IoError);
+
+  const auto png = dir.path() / "photo.png";
+  REQUIRE(stbi_write_png(png.string().c_str(), 8, 6, 3, rgb.data(), 24));
+  const Bytes png_bytes = file_bytes(png);
+  CHECK_THROWS_AS(decode_image(Bytes(png_bytes.begin(), png_bytes.begin() + 40), "cut.png"), IoError);
+  CHECK_THROWS_WITH_AS(load_image(dir.path() / "missing.jpg"),
+                       doctest::Contains("missing.jpg"), IoError);
+
+  // A JPEG followed by zero padding (as some writers leave) is complete.
+  Bytes padded = good;
+  padded.insert(padded.end(), 64, 0);
+  CHECK(decode_image(padded, "padded.jpg").width == 8);
+}
+
+TEST_CASE("downscaling averages instead of aliasing") {
+  // A one-pixel checkerboard is mid-grey at any smaller size; point sampling would return
+  // pure black or white pixels.
+  Image board;
+  board.width = board.height = 1000;
+  board.pixels.resize(1000 * 1000 * 3);
+  for (std::size_t y = 0; y < 1000; ++y)
+    for (std::size_t x = 0; x < 1000; ++x)
+      for (std::size_t c = 0; c < 3; ++c) board.pixels[(y * 1000 + x) * 3 + c] = (x + y) % 2 ? 255 : 0;
+  const Image small = resize_image(board, 13, 7);
+  CHECK(small.width == 13);
+  CHECK(small.height == 7);
+  for (std::uint8_t v : small.pixels) CHECK(std::abs(int(v) - 128) <= 8);
+}
