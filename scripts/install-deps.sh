@@ -2,11 +2,12 @@
 # Installs what stratum's build, tests and example need, from Debian's packages.
 # Idempotent: prints nothing and touches nothing when everything is already installed.
 #
-#   scripts/install-deps.sh             the build, tests, examples and benchmarks
+#   scripts/install-deps.sh             the build, tests, fuzzers, examples and benchmarks
 #   scripts/install-deps.sh --golden    also python3-torch, to regenerate tests/data/golden_*
 set -euo pipefail
 
-packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev)
+# clang and its runtime libraries build the libFuzzer targets.
+packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev clang libclang-rt-dev)
 [[ "${1:-}" == "--golden" ]] && packages+=(python3-torch python3-numpy)
 
 missing=()

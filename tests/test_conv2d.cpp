@@ -115,9 +115,9 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
   kernels::conv2d_backward_data_reference(g, dz.data(), w.data(), dx_ref.data());
   kernels::conv2d_backward_weights_reference(g, x.data(), dz.data(), dw_ref.data(), db_ref.data());
   kernels::Conv2DWorkspace<T> workspace;
-  kernels::conv2d_forward(g, x.data(), w.data(), b.data(), z.data(), workspace);
-  kernels::conv2d_backward_data(g, dz.data(), w.data(), dx.data(), workspace);
-  kernels::conv2d_backward_weights(g, x.data(), dz.data(), dw.data(), db.data(), workspace);
+  kernels::conv2d_forward_im2col(g, x.data(), w.data(), b.data(), z.data(), workspace);
+  kernels::conv2d_backward_data_im2col(g, dz.data(), w.data(), dx.data(), workspace);
+  kernels::conv2d_backward_weights_im2col(g, x.data(), dz.data(), dw.data(), db.data(), workspace);
   // Error relative to the largest reference value: long float sums round at that scale.
   auto close = [&](const std::vector<T>& a, const std::vector<T>& r, const char* what) {
     double worst = 0, scale = 1;
@@ -129,15 +129,22 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
               << " padding=" << std::string(to_string(cc.padding)) << ": worst error " << worst);
     CHECK(worst <= tol);
   };
-  close(z, z_ref, "forward");
-  close(dx, dx_ref, "backward data");
-  close(dw, dw_ref, "backward weights");
-  close(db, db_ref, "backward bias");
+  close(z, z_ref, "im2col forward");
+  close(dx, dx_ref, "im2col backward data");
+  close(dw, dw_ref, "im2col backward weights");
+  close(db, db_ref, "im2col backward bias");
+  if (kernels::direct_filter_count(cc.f)) {
+    kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data());
+    kernels::conv2d_backward_weights_direct(g, x.data(), dz.data(), dw.data(), db.data(), workspace);
+    close(z, z_ref, "direct forward");
+    close(dw, dw_ref, "direct backward weights");
+    close(db, db_ref, "direct backward bias");
+  }
 }
 
 }  // namespace
 
-TEST_CASE("conv2d im2col kernels match the reference on random shapes") {
+TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes") {
   // Tolerances, relative to the largest value: double agrees to rounding; float sums up to
   // K*N*OH*OW products in another order than the loops, so 2e-5.
   Random shapes(2024);
@@ -148,7 +155,8 @@ TEST_CASE("conv2d im2col kernels match the reference on random shapes") {
     cc.h = cc.k + static_cast<Index>(shapes.below(12));
     cc.w = cc.k + static_cast<Index>(shapes.below(12));
     cc.c = 1 + static_cast<Index>(shapes.below(19));
-    cc.f = 1 + static_cast<Index>(shapes.below(21));
+    // Half the cases use a filter count the direct kernels take (8, 16, 32, 64).
+    cc.f = shapes.below(2) ? Index{8} << shapes.below(4) : 1 + static_cast<Index>(shapes.below(21));
     cc.stride = 1 + static_cast<Index>(shapes.below(2));
     cc.padding = shapes.below(2) ? Padding::same : Padding::valid;
     compare_with_reference<double>(cc, 100 + static_cast<std::uint64_t>(trial), 1e-12);
@@ -160,10 +168,12 @@ TEST_CASE("conv2d im2col kernels match the reference on random shapes") {
 }
 
 TEST_CASE("conv2d kernels: one and two threads agree") {
-  const WindowGeometry g = make_window_geometry(5, 13, 11, 6, 3, 1, Padding::same, 7);
+  // im2col (F = 7) and direct (thin: K = 3*3*3, F = 16) paths.
+  for (const auto& [c, f] : {std::pair<Index, Index>{6, 7}, std::pair<Index, Index>{3, 16}}) {
+  const WindowGeometry g = make_window_geometry(5, 13, 11, c, 3, 1, Padding::same, f);
   Random rng(5);
-  std::vector<float> x(static_cast<std::size_t>(5 * 13 * 11 * 6)), w(3 * 3 * 6 * 7), b(7),
-      dz(static_cast<std::size_t>(5 * 13 * 11 * 7));
+  std::vector<float> x(static_cast<std::size_t>(5 * 13 * 11 * c)), w(static_cast<std::size_t>(3 * 3 * c * f)),
+      b(static_cast<std::size_t>(f)), dz(static_cast<std::size_t>(5 * 13 * 11 * f));
   for (auto* v : {&x, &w, &b, &dz})
     for (auto& e : *v) e = static_cast<float>(rng.uniform(-1, 1));
   auto run = [&](int threads) {
@@ -186,4 +196,5 @@ TEST_CASE("conv2d kernels: one and two threads agree") {
   for (std::size_t i = 0; i < one[2].size(); ++i) CHECK(one[2][i] == doctest::Approx(two[2][i]).epsilon(1e-5));
   CHECK(two[2] == two_again[2]);
   CHECK(two[3] == two_again[3]);
+  }
 }

@@ -105,19 +105,28 @@ TEST_CASE("damaged, foreign and newer files are refused with a message that says
 }
 
 TEST_CASE("a well-formed file with impossible contents is refused") {
-  // Re-checksummed files whose layer cannot be built: the loader must not trust the checksum alone.
+  // Files re-checksummed after an edit: the loader must not trust the checksum alone.
   Sequential<float> model({4, 4, 1});
   model.add<Conv2D>(2, 3);
-  auto bytes = serialize_model(model);
-  const std::string key = "kernel_h";
-  const auto at = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
-  REQUIRE(at != bytes.end());
-  const double huge_kernel = 9;  // a 9x3 kernel cannot fit a 4x4 input
-  std::memcpy(&*(at + long(key.size())), &huge_kernel, 8);
-  const std::uint64_t checksum = Fnv1a().add(std::span(bytes.data(), bytes.size() - 8)).value();
-  std::memcpy(bytes.data() + bytes.size() - 8, &checksum, 8);
-  CHECK_THROWS_WITH_AS(deserialize_model<float>(bytes, "odd.stmodel"),
+  const auto original = serialize_model(model);
+  auto with_value = [&](const std::string& key, double value) {
+    auto bytes = original;
+    const auto at = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
+    REQUIRE(at != bytes.end());
+    std::memcpy(&*(at + long(key.size())), &value, 8);
+    const std::uint64_t checksum = Fnv1a().add(std::span(bytes.data(), bytes.size() - 8)).value();
+    std::memcpy(bytes.data() + bytes.size() - 8, &checksum, 8);
+    return bytes;
+  };
+  CHECK_THROWS_WITH_AS(deserialize_model<float>(with_value("padding", 7), "odd.stmodel"),
                        doctest::Contains("describes a model that cannot be built"), IoError);
+  CHECK_THROWS_WITH_AS(deserialize_model<float>(with_value("kernel_h", 2.5), "odd.stmodel"),
+                       doctest::Contains("is not a whole number"), IoError);
+  // A layer whose parameters could not fit in the file is refused before any allocation.
+  CHECK_THROWS_WITH_AS(deserialize_model<float>(with_value("filters", 1e6), "odd.stmodel"),
+                       doctest::Contains("describes a Conv2D layer larger than the file"), IoError);
+  // A taller kernel needs more values than the file stores.
+  CHECK_THROWS_AS(deserialize_model<float>(with_value("kernel_h", 4), "odd.stmodel"), IoError);
 }
 
 TEST_CASE("saving replaces the file atomically and leaves no temporary behind") {

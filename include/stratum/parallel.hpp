@@ -54,6 +54,14 @@ inline int thread_index() {
 #endif
 }
 
+/// Runs body(begin, end) over [0, size) in blocks of `block` elements, spread over the threads
+/// (static schedule). For element-wise work, whose result cannot depend on the split.
+template <typename Body>
+void parallel_for_blocks(Index size, Index block, Body&& body) {
+  STRATUM_OMP(parallel for schedule(static))
+  for (Index begin = 0; begin < size; begin += block) body(begin, std::min(size, begin + block));
+}
+
 /// One scratch buffer per thread, kept between calls so that a training step allocates nothing.
 /// Call `prepare` outside the parallel region, then `get` inside it.
 template <typename T>

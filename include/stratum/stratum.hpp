@@ -5,7 +5,7 @@
 #include "data/dataset.hpp"
 #include "data/synthetic.hpp"
 #include "errors.hpp"
-#include "kernels/conv2d_im2col.hpp"
+#include "kernels/conv2d.hpp"
 #include "kernels/conv2d_reference.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"

@@ -25,6 +25,12 @@
 #include "binary_io.hpp"
 #include "stb.hpp"
 
+/// The largest image decoded, in pixels: 268 megapixels (about 1 GiB as RGBA). Larger claims
+/// are refused before any memory is allocated for them.
+#ifndef STRATUM_MAX_IMAGE_PIXELS
+#define STRATUM_MAX_IMAGE_PIXELS (1LL << 28)
+#endif
+
 namespace stratum {
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC).
@@ -81,8 +87,7 @@ inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string
   int width = 0, height = 0, channels = 0;
   if (!stbi_info_from_memory(bytes.data(), size, &width, &height, &channels))
     throw IoError("'" + name + "' is a corrupt " + format + " (" + stbi_failure_reason() + ")");
-  constexpr long long max_pixels = 1LL << 28;  // 268 megapixels, about 1 GiB decoded
-  if (width < 1 || height < 1 || static_cast<long long>(width) * height > max_pixels)
+  if (width < 1 || height < 1 || static_cast<long long>(width) * height > STRATUM_MAX_IMAGE_PIXELS)
     throw IoError("'" + name + "' has an unsupported size " + std::to_string(width) + "x" +
                   std::to_string(height));
 

@@ -13,7 +13,7 @@
 // A patch row holds the window's pixels in (ky, kx, c) order, which is the row order of W.
 // Whole-batch patch matrices are large (137 MB for the notebook's second layer at batch 32)
 // and stream through memory, so we build P for a tile of `tile_rows` output pixels at a time,
-// sized to stay in the core's cache, and run one GEMM per tile.
+// sized to stay in the core's L2 cache, and run one GEMM per tile.
 //
 //   forward          Z_tile  = P_tile * W + b
 //   backward data    dP_tile = dZ_tile * W^T, then scatter-add dP back onto dx (col2im)
@@ -39,9 +39,9 @@ struct Conv2DWorkspace {
   ThreadScratch<T> weight_grads;
 };
 
-/// Output pixels per tile: about 128 KiB of patches, at least 16 rows.
+/// Output pixels per tile: about 512 KiB of patches (half a Zen 5 core's L2), at least 16 rows.
 inline Index im2col_tile_rows(const WindowGeometry& g) {
-  const Index rows = (Index{32768} / std::max<Index>(g.patch_size(), 1) + 15) / 16 * 16;
+  const Index rows = (Index{131072} / std::max<Index>(g.patch_size(), 1) + 15) / 16 * 16;
   return std::clamp<Index>(rows, 16, std::max<Index>(g.out_pixels(), 16));
 }
 
@@ -102,11 +102,40 @@ template <typename T>
 using ConstRowVectorMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 template <typename T>
 using RowVectorMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+
+/// d_kernel (K x F) and d_bias (F) = the sum, in thread order, of the per-thread partial sums
+/// kept in `partials` as K*F kernel values followed by F bias values.
+template <typename T>
+void sum_thread_partials(ThreadScratch<T>& partials, Index K, Index F, T* d_kernel, T* d_bias) {
+  MatrixMap<T> dw(d_kernel, K, F);
+  dw = MatrixMap<T>(partials.get(0), K, F);
+  for (int t = 1; t < partials.count(); ++t) dw += MatrixMap<T>(partials.get(t), K, F);
+  if (!d_bias) return;
+  RowVectorMap<T> db(d_bias, F);
+  db = RowVectorMap<T>(partials.get(0) + K * F, F);
+  for (int t = 1; t < partials.count(); ++t) db += RowVectorMap<T>(partials.get(t) + K * F, F);
+}
+
+/// Prepares and zeroes one K*F + F accumulator per thread.
+template <typename T>
+void zero_thread_partials(ThreadScratch<T>& partials, Index K, Index F) {
+  partials.prepare(K * F + F);
+  for (int t = 0; t < partials.count(); ++t)
+    std::fill(partials.get(t), partials.get(t) + K * F + F, T(0));
+}
 }  // namespace detail
 
-template <typename T>
-void conv2d_forward(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
-                    T* output, Conv2DWorkspace<T>& workspace) {
+/// No-op epilogue: leaves the convolution's output as it is.
+struct NoEpilogue {
+  template <typename T>
+  void operator()(T* /*values*/, Index /*count*/) const {}
+};
+
+/// z = conv(x, w) + b. `epilogue(values, count)` runs on each finished block of output while it
+/// is still in cache (the layer applies its activation there, saving a pass over memory).
+template <typename T, typename Epilogue = NoEpilogue>
+void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
+                           T* output, Conv2DWorkspace<T>& workspace, Epilogue&& epilogue = {}) {
   const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
   const Index tile_rows = im2col_tile_rows(g);
   const Index tiles = (P + tile_rows - 1) / tile_rows;
@@ -123,11 +152,12 @@ void conv2d_forward(const WindowGeometry& g, const T* input, const T* kernel, co
     detail::MatrixMap<T> z(output + (n * P + first) * F, rows, F);
     z.noalias() = detail::ConstMatrixMap<T>(patches, rows, K) * w;
     if (bias) z.rowwise() += detail::ConstRowVectorMap<T>(bias, F);
+    epilogue(z.data(), rows * F);
   }
 }
 
 template <typename T>
-void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* kernel, T* d_input,
+void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, const T* kernel, T* d_input,
                           Conv2DWorkspace<T>& workspace) {
   const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
   const Index tile_rows = im2col_tile_rows(g);
@@ -150,17 +180,14 @@ void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* k
 }
 
 template <typename T>
-void conv2d_backward_weights(const WindowGeometry& g, const T* input, const T* d_output,
+void conv2d_backward_weights_im2col(const WindowGeometry& g, const T* input, const T* d_output,
                              T* d_kernel, T* d_bias, Conv2DWorkspace<T>& workspace) {
   const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
   const Index tile_rows = im2col_tile_rows(g);
   const Index tiles = (P + tile_rows - 1) / tile_rows;
   const Index image_size = g.in_h * g.in_w * g.in_c;
   workspace.patches.prepare(tile_rows * K);
-  workspace.weight_grads.prepare(K * F + F);
-  const int threads = workspace.weight_grads.count();
-  for (int t = 0; t < threads; ++t)
-    std::fill(workspace.weight_grads.get(t), workspace.weight_grads.get(t) + K * F + F, T(0));
+  detail::zero_thread_partials(workspace.weight_grads, K, F);
 
   STRATUM_OMP(parallel for schedule(static))
   for (Index item = 0; item < g.batch * tiles; ++item) {
@@ -175,15 +202,7 @@ void conv2d_backward_weights(const WindowGeometry& g, const T* input, const T* d
     detail::RowVectorMap<T>(accumulator + K * F, F) += dz.colwise().sum();
   }
 
-  detail::MatrixMap<T> dw(d_kernel, K, F);
-  dw = detail::MatrixMap<T>(workspace.weight_grads.get(0), K, F);
-  for (int t = 1; t < threads; ++t) dw += detail::MatrixMap<T>(workspace.weight_grads.get(t), K, F);
-  if (d_bias) {
-    detail::RowVectorMap<T> db(d_bias, F);
-    db = detail::RowVectorMap<T>(workspace.weight_grads.get(0) + K * F, F);
-    for (int t = 1; t < threads; ++t)
-      db += detail::RowVectorMap<T>(workspace.weight_grads.get(t) + K * F, F);
-  }
+  detail::sum_thread_partials(workspace.weight_grads, K, F, d_kernel, d_bias);
 }
 
 }  // namespace stratum::kernels

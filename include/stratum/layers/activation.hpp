@@ -73,6 +73,25 @@ void activation_backward(Activation activation, const T* y, const T* dy, T* dz, 
   }
 }
 
+/// activation_forward over a large buffer, split across threads in whole rows.
+template <typename T>
+void activation_forward_parallel(Activation activation, T* values, Index size, Index row_length) {
+  const Index block = std::max<Index>(1, (Index{1} << 15) / row_length) * row_length;
+  parallel_for_blocks(size, block, [&](Index begin, Index end) {
+    activation_forward(activation, values + begin, end - begin, row_length);
+  });
+}
+
+/// activation_backward over a large buffer, split across threads in whole rows.
+template <typename T>
+void activation_backward_parallel(Activation activation, const T* y, const T* dy, T* dz,
+                                  Index size, Index row_length) {
+  const Index block = std::max<Index>(1, (Index{1} << 15) / row_length) * row_length;
+  parallel_for_blocks(size, block, [&](Index begin, Index end) {
+    activation_backward(activation, y + begin, dy + begin, dz + begin, end - begin, row_length);
+  });
+}
+
 }  // namespace stratum
 
 #include "layer.hpp"
@@ -94,11 +113,12 @@ class ActivationLayer : public Layer<T> {
   }
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
     std::copy(x.begin(), x.end(), y.begin());
-    activation_forward(activation_, y.data(), y.size(), last_dim(y));
+    activation_forward_parallel(activation_, y.data(), y.size(), last_dim(y));
   }
   void do_backward(const Tensor<T>& /*x*/, const Tensor<T>& y, const Tensor<T>& dy,
                    Tensor<T>* dx) override {
-    if (dx) activation_backward(activation_, y.data(), dy.data(), dx->data(), y.size(), last_dim(y));
+    if (dx)
+      activation_backward_parallel(activation_, y.data(), dy.data(), dx->data(), y.size(), last_dim(y));
   }
 
  private:

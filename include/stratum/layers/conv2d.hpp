@@ -9,11 +9,12 @@
 //             db[f]         = sum_{n,oy,ox} dz[n,oy,ox,f]
 //             dx[n,iy,ix,c] = sum of dz[n,oy,ox,f] * w[ky,kx,c,f] over every window tap
 //                             (oy,ox,ky,kx) that read x[n,iy,ix,c]
-// Padding follows Keras ("valid" or "same", kernels/conv2d_geometry.hpp). The sums run as
-// im2col + GEMM in kernels/conv2d_im2col.hpp; kernels/conv2d_reference.hpp spells them as loops.
+// Padding follows Keras ("valid" or "same", kernels/conv2d_geometry.hpp). The sums run in
+// kernels/conv2d.hpp (direct loops for thin layers, im2col + GEMM otherwise);
+// kernels/conv2d_reference.hpp spells them out as plain loops.
 #pragma once
 
-#include "../kernels/conv2d_im2col.hpp"
+#include "../kernels/conv2d.hpp"
 #include "activation.hpp"
 #include "initializers.hpp"
 #include "layer.hpp"
@@ -67,9 +68,11 @@ class Conv2D final : public Layer<T> {
 
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
     const WindowGeometry g = geometry(x.dim(0), this->input_shape());
+    // The activation runs on each block of output as the kernel finishes it, while in cache.
     kernels::conv2d_forward(g, x.data(), kernel_.value.data(), bias_.value.data(), y.data(),
-                            workspace_);
-    activation_forward(activation_, y.data(), y.size(), filters_);
+                            workspace_, [this](T* values, Index count) {
+                              activation_forward(activation_, values, count, filters_);
+                            });
   }
 
   void do_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
@@ -78,7 +81,7 @@ class Conv2D final : public Layer<T> {
     const T* dz = dy.data();
     if (activation_ != Activation::linear) {
       dz_.resize(y.shape());
-      activation_backward(activation_, y.data(), dy.data(), dz_.data(), y.size(), filters_);
+      activation_backward_parallel(activation_, y.data(), dy.data(), dz_.data(), y.size(), filters_);
       dz = dz_.data();
     }
     kernels::conv2d_backward_weights(g, x.data(), dz, kernel_.grad.data(), bias_.grad.data(),

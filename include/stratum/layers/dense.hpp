@@ -9,6 +9,7 @@
 //             dx = dz W^T        since dL/dx[n,i] = sum_u dz[n,u] * W[i,u]
 #pragma once
 
+#include "../parallel.hpp"
 #include "activation.hpp"
 #include "initializers.hpp"
 #include "layer.hpp"
@@ -45,9 +46,31 @@ class Dense final : public Layer<T> {
     return {units_};
   }
 
+  // The products are split over blocks of the I input features, one thread per block with
+  // Eigen single-threaded inside: the kernel W is the large operand (7.4 M values in the
+  // notebook's first Dense layer) and each block streams a slice of it once. The forward pass
+  // sums per-thread partial products in thread order, so a thread count gives the same bits.
+  static constexpr Index block_features = 2048;
+
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
+    const Index inputs = x.matrix().cols(), batch = x.dim(0);
     auto z = y.matrix();
-    z.noalias() = x.matrix() * kernel_.value.matrix();
+    if (inputs <= block_features) {
+      z.noalias() = x.matrix() * kernel_.value.matrix();
+    } else {
+      partial_products_.prepare(batch * units_);
+      for (int t = 0; t < partial_products_.count(); ++t)
+        std::fill(partial_products_.get(t), partial_products_.get(t) + batch * units_, T(0));
+      STRATUM_OMP(parallel for schedule(static))
+      for (Index first = 0; first < inputs; first += block_features) {
+        const Index count = std::min(block_features, inputs - first);
+        Eigen::Map<RowMatrix<T>>(partial_products_.get(), batch, units_).noalias() +=
+            x.matrix().middleCols(first, count) * kernel_.value.matrix().middleRows(first, count);
+      }
+      z = Eigen::Map<RowMatrix<T>>(partial_products_.get(0), batch, units_);
+      for (int t = 1; t < partial_products_.count(); ++t)
+        z += Eigen::Map<RowMatrix<T>>(partial_products_.get(t), batch, units_);
+    }
     z.rowwise() += RowVectorMap<const T>(bias_.value.data(), units_);
     activation_forward(activation_, y.data(), y.size(), units_);
   }
@@ -60,9 +83,19 @@ class Dense final : public Layer<T> {
       activation_backward(activation_, y.data(), dy.data(), dz_.data(), y.size(), units_);
       dz = &dz_;
     }
-    kernel_.grad.matrix().noalias() = x.matrix().transpose() * dz->matrix();
-    RowVectorMap<T>(bias_.grad.data(), units_) = dz->matrix().colwise().sum();
-    if (dx) dx->matrix().noalias() = dz->matrix() * kernel_.value.matrix().transpose();
+    const Index inputs = x.matrix().cols();
+    const auto d_z = dz->matrix();
+    // Each block of input features owns its rows of dW and its columns of dx: no reduction.
+    STRATUM_OMP(parallel for schedule(static))
+    for (Index first = 0; first < inputs; first += block_features) {
+      const Index count = std::min(block_features, inputs - first);
+      kernel_.grad.matrix().middleRows(first, count).noalias() =
+          x.matrix().middleCols(first, count).transpose() * d_z;
+      if (dx)
+        dx->matrix().middleCols(first, count).noalias() =
+            d_z * kernel_.value.matrix().middleRows(first, count).transpose();
+    }
+    RowVectorMap<T>(bias_.grad.data(), units_) = d_z.colwise().sum();
   }
 
  private:
@@ -76,6 +109,7 @@ class Dense final : public Layer<T> {
   Parameter<T> kernel_;
   Parameter<T> bias_;
   Tensor<T> dz_;
+  ThreadScratch<T> partial_products_;
 };
 
 }  // namespace stratum

@@ -19,6 +19,7 @@
 // each failure says which file and what is wrong with it.
 #pragma once
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -51,12 +52,28 @@ struct LoadedModel {
   Metadata metadata;
 };
 
-/// Rebuilds a layer from its configuration. Throws Error for an unknown type.
+namespace detail {
+
+/// A configuration value that must be a whole number in [low, high].
+inline Index config_index(const LayerConfig& c, const char* key, Index low, Index high) {
+  const double v = c.get(key);
+  if (!(v >= double(low) && v <= double(high)) || v != std::floor(v))
+    throw Error("layer " + c.type + ": '" + key + "' = " + std::to_string(v) + " is not a whole number in [" +
+                std::to_string(low) + ", " + std::to_string(high) + "]");
+  return static_cast<Index>(v);
+}
+
+inline constexpr Index max_config_size = Index{1} << 20;
+
+}  // namespace detail
+
+/// Rebuilds a layer from its configuration. Throws Error for an unknown type or a value out of
+/// range (model files can be crafted, so nothing here is trusted).
 template <typename T>
 std::unique_ptr<Layer<T>> layer_from_config(const LayerConfig& c) {
-  auto index = [&](const char* key) { return static_cast<Index>(c.get(key)); };
-  auto activation = [&] { return static_cast<Activation>(index("activation")); };
-  auto padding = [&] { return static_cast<Padding>(index("padding")); };
+  auto index = [&](const char* key) { return detail::config_index(c, key, 1, detail::max_config_size); };
+  auto activation = [&] { return static_cast<Activation>(detail::config_index(c, "activation", 0, 3)); };
+  auto padding = [&] { return static_cast<Padding>(detail::config_index(c, "padding", 0, 1)); };
   if (c.type == "Conv2D")
     return std::make_unique<Conv2D<T>>(index("filters"), Size2{index("kernel_h"), index("kernel_w")},
                                        activation(), Size2{index("stride_h"), index("stride_w")},
@@ -71,6 +88,15 @@ std::unique_ptr<Layer<T>> layer_from_config(const LayerConfig& c) {
   if (c.type == "Sigmoid") return std::make_unique<Sigmoid<T>>();
   if (c.type == "Softmax") return std::make_unique<Softmax<T>>();
   throw Error("unknown layer type '" + c.type + "'");
+}
+
+/// How many parameters a layer of this configuration has on this input, computed without
+/// building it, so that a file cannot make the loader allocate more than it holds.
+inline double parameter_count(const LayerConfig& c, const Shape& input) {
+  if (c.type == "Conv2D" && input.rank() == 3)
+    return c.get("kernel_h") * c.get("kernel_w") * double(input[2]) * c.get("filters") + c.get("filters");
+  if (c.type == "Dense" && input.rank() == 1) return double(input[0]) * c.get("units") + c.get("units");
+  return 0;
 }
 
 template <typename T>
@@ -169,7 +195,10 @@ LoadedModel<T> deserialize_model(std::span<const std::uint8_t> bytes, const std:
   const auto rank = r.get<std::uint32_t>();
   if (rank > 8) r.fail("has an input of rank " + std::to_string(rank));
   std::vector<Index> input(rank);
-  for (auto& d : input) d = static_cast<Index>(r.get<std::int64_t>());
+  for (auto& d : input) {
+    d = static_cast<Index>(r.get<std::int64_t>());
+    if (d < 1 || d > detail::max_config_size) r.fail("has an input dimension of " + std::to_string(d));
+  }
   const std::string loss_name = r.get_string();
   const bool from_logits = r.get<std::uint8_t>() != 0;
   try {
@@ -183,6 +212,9 @@ LoadedModel<T> deserialize_model(std::span<const std::uint8_t> bytes, const std:
         std::string key = r.get_string();
         config.values.emplace_back(std::move(key), r.get<double>());
       }
+      // Parameters come as 4-byte floats: a layer cannot have more than the file holds.
+      if (parameter_count(config, loaded.model->output_shape()) * 4 > double(r.remaining()))
+        r.fail("describes a " + config.type + " layer larger than the file");
       Layer<T>& layer = loaded.model->add(layer_from_config<T>(config));
       auto params = layer.parameters();
       if (r.get<std::uint32_t>() != params.size())

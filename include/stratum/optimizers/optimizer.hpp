@@ -46,9 +46,7 @@ class Optimizer {
   /// so the result does not depend on the thread count.
   template <typename Update>
   static void for_blocks(Index size, Update&& update) {
-    constexpr Index block = 1 << 14;
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index begin = 0; begin < size; begin += block) update(begin, std::min(size, begin + block));
+    parallel_for_blocks(size, Index{1} << 14, update);
   }
 
   double learning_rate_;
