@@ -29,6 +29,7 @@
 
 #include "../parallel.hpp"
 #include "conv2d_geometry.hpp"
+#include "gemm.hpp"
 
 namespace stratum::kernels {
 
@@ -37,6 +38,7 @@ template <typename T>
 struct Conv2DWorkspace {
   ThreadScratch<T> patches;
   ThreadScratch<T> weight_grads;
+  AlignedVector<T> transposed_kernel;  // W^T (F x K), for the backward-data product
 };
 
 /// Output pixels per tile: about 512 KiB of patches (half a Zen 5 core's L2), at least 16 rows.
@@ -141,7 +143,6 @@ void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* ker
   const Index tiles = (P + tile_rows - 1) / tile_rows;
   const Index image_size = g.in_h * g.in_w * g.in_c;
   workspace.patches.prepare(tile_rows * K);
-  const detail::ConstMatrixMap<T> w(kernel, K, F);
 
   STRATUM_OMP(parallel for schedule(static))
   for (Index item = 0; item < g.batch * tiles; ++item) {
@@ -149,8 +150,9 @@ void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* ker
     const Index rows = std::min(tile_rows, P - first);
     T* patches = workspace.patches.get();
     im2col(g, input + n * image_size, first, rows, patches);
-    detail::MatrixMap<T> z(output + (n * P + first) * F, rows, F);
-    z.noalias() = detail::ConstMatrixMap<T>(patches, rows, K) * w;
+    T* z_tile = output + (n * P + first) * F;
+    gemm(rows, F, K, patches, K, Index{1}, kernel, F, z_tile, F, false);  // Z = P W
+    detail::MatrixMap<T> z(z_tile, rows, F);
     if (bias) z.rowwise() += detail::ConstRowVectorMap<T>(bias, F);
     epilogue(z.data(), rows * F);
   }
@@ -163,7 +165,10 @@ void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, con
   const Index tile_rows = im2col_tile_rows(g);
   const Index image_size = g.in_h * g.in_w * g.in_c;
   workspace.patches.prepare(tile_rows * K);
-  const detail::ConstMatrixMap<T> w(kernel, K, F);
+  workspace.transposed_kernel.resize(static_cast<std::size_t>(F * K));
+  detail::MatrixMap<T>(workspace.transposed_kernel.data(), F, K) =
+      detail::ConstMatrixMap<T>(kernel, K, F).transpose();
+  const T* kernel_t = workspace.transposed_kernel.data();
 
   STRATUM_OMP(parallel for schedule(static))
   for (Index n = 0; n < g.batch; ++n) {
@@ -172,8 +177,8 @@ void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, con
     T* patch_grads = workspace.patches.get();
     for (Index first = 0; first < P; first += tile_rows) {
       const Index rows = std::min(tile_rows, P - first);
-      detail::MatrixMap<T>(patch_grads, rows, K).noalias() =
-          detail::ConstMatrixMap<T>(d_output + (n * P + first) * F, rows, F) * w.transpose();
+      // dP = dZ W^T
+      gemm(rows, K, F, d_output + (n * P + first) * F, F, Index{1}, kernel_t, K, patch_grads, K, false);
       col2im_add(g, patch_grads, first, rows, image_grad);
     }
   }
@@ -196,10 +201,9 @@ void conv2d_backward_weights_im2col(const WindowGeometry& g, const T* input, con
     T* patches = workspace.patches.get();
     T* accumulator = workspace.weight_grads.get();
     im2col(g, input + n * image_size, first, rows, patches);
-    const detail::ConstMatrixMap<T> dz(d_output + (n * P + first) * F, rows, F);
-    detail::MatrixMap<T>(accumulator, K, F).noalias() +=
-        detail::ConstMatrixMap<T>(patches, rows, K).transpose() * dz;
-    detail::RowVectorMap<T>(accumulator + K * F, F) += dz.colwise().sum();
+    const T* dz = d_output + (n * P + first) * F;
+    gemm(K, F, rows, patches, Index{1}, K, dz, F, accumulator, F, true);  // dW += P^T dZ
+    detail::RowVectorMap<T>(accumulator + K * F, F) += detail::ConstMatrixMap<T>(dz, rows, F).colwise().sum();
   }
 
   detail::sum_thread_partials(workspace.weight_grads, K, F, d_kernel, d_bias);

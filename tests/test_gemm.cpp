@@ -1,0 +1,69 @@
+// The GEMM micro-kernels against three plain loops, on random shapes: single rows and columns,
+// sizes that are not multiples of the register block (8 x 32 with AVX-512, 6 x 16 with AVX2),
+// both layouts of A, with and without accumulation. This file is compiled once per SIMD path
+// the build can target (see tests/CMakeLists.txt); each copy says which path it exercised.
+#include <doctest/doctest.h>
+#include <stratum/kernels/gemm.hpp>
+#include <stratum/random.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace stratum;
+
+namespace {
+
+template <typename T>
+void check_gemm(Index M, Index N, Index K, bool transposed_a, bool accumulate, Random& rng) {
+  const Index ldb = N + static_cast<Index>(rng.below(3)), ldc = N + static_cast<Index>(rng.below(3));
+  std::vector<T> a(static_cast<std::size_t>(M * K)), b(static_cast<std::size_t>(K * ldb)),
+      c(static_cast<std::size_t>(M * ldc)), reference;
+  for (auto* v : {&a, &b, &c})
+    for (auto& e : *v) e = static_cast<T>(rng.uniform(-1, 1));
+  reference = c;
+  // A stored row-major (row stride K) or as its transpose (row stride 1, column stride M).
+  const Index row_stride = transposed_a ? 1 : K, col_stride = transposed_a ? M : 1;
+  kernels::gemm(M, N, K, a.data(), row_stride, col_stride, b.data(), ldb, c.data(), ldc, accumulate);
+  kernels::gemm_reference(M, N, K, a.data(), row_stride, col_stride, b.data(), ldb, reference.data(),
+                          ldc, accumulate);
+  double worst = 0;
+  for (Index i = 0; i < M; ++i)
+    for (Index j = 0; j < N; ++j) {
+      const auto k = static_cast<std::size_t>(i * ldc + j);
+      worst = std::max(worst, std::abs(double(c[k]) - double(reference[k])));
+    }
+  // Sums of K products of values in [-1, 1]: float rounding grows like sqrt(K) * 2^-24.
+  const double tolerance = (sizeof(T) == 4 ? 1e-5 : 1e-12) * std::sqrt(double(K) + 1);
+  INFO("M=" << M << " N=" << N << " K=" << K << " transposed A=" << transposed_a
+            << " accumulate=" << accumulate << " path=" << kernels::gemm_float_path()
+            << ": worst error " << worst);
+  CHECK(worst <= tolerance);
+  // Padding columns between N and ldc are never written.
+  for (Index i = 0; i < M; ++i)
+    for (Index j = N; j < ldc; ++j)
+      CHECK(c[static_cast<std::size_t>(i * ldc + j)] == reference[static_cast<std::size_t>(i * ldc + j)]);
+}
+
+}  // namespace
+
+TEST_CASE("gemm matches the reference loops on random shapes") {
+  MESSAGE("float GEMM path in this build: " << std::string(kernels::gemm_float_path()));
+  Random rng(31);
+  for (int trial = 0; trial < 60; ++trial) {
+    const Index M = 1 + static_cast<Index>(rng.below(trial < 20 ? 10 : 70));
+    const Index N = 1 + static_cast<Index>(rng.below(trial < 20 ? 40 : 100));
+    const Index K = static_cast<Index>(rng.below(300));
+    check_gemm<float>(M, N, K, rng.below(2) == 1, rng.below(2) == 1, rng);
+    check_gemm<double>(M, N, K, rng.below(2) == 1, rng.below(2) == 1, rng);
+  }
+  // The notebook's second convolution: forward, backward data and backward weights tiles.
+  check_gemm<float>(455, 64, 288, false, false, rng);
+  check_gemm<float>(455, 288, 64, false, false, rng);
+  check_gemm<float>(288, 64, 455, true, true, rng);
+}
+
+#ifdef STRATUM_EXPECT_GEMM_PATH
+TEST_CASE("this copy of the test exercises the SIMD path it was built for") {
+  CHECK(std::string(kernels::gemm_float_path()) == STRATUM_EXPECT_GEMM_PATH);
+}
+#endif
