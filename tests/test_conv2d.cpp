@@ -198,3 +198,24 @@ TEST_CASE("conv2d kernels: one and two threads agree") {
   CHECK(two[3] == two_again[3]);
   }
 }
+
+TEST_CASE("Conv2D: without an input gradient (the first layer) the weight gradients are the same") {
+  // Without dx the layer folds the activation's derivative into the weight-gradient kernel;
+  // it must give what the two-pass route gives. Direct path (F = 16) and im2col path (F = 5).
+  for (Index filters : {Index{16}, Index{5}}) {
+    Random rng(3);
+    Conv2D<double> conv(filters, 3, Activation::relu, 1, Padding::same);
+    conv.build({9, 7, 3}, rng);
+    const Tensor<double> x = testing::random_tensor({2, 9, 7, 3}, rng);
+    Tensor<double> y, dx;
+    conv.forward(x, y, Mode::training);
+    const Tensor<double> dy = testing::random_tensor(y.shape(), rng);
+    conv.backward(x, y, dy, &dx);
+    const Tensor<double> kernel_grad = conv.kernel().grad, bias_grad = conv.bias().grad;
+    conv.backward(x, y, dy, nullptr);
+    for (Index i = 0; i < kernel_grad.size(); ++i)
+      CHECK(conv.kernel().grad[i] == doctest::Approx(kernel_grad[i]).epsilon(1e-12));
+    for (Index i = 0; i < bias_grad.size(); ++i)
+      CHECK(conv.bias().grad[i] == doctest::Approx(bias_grad[i]).epsilon(1e-12));
+  }
+}

@@ -24,13 +24,15 @@ void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* k
   conv2d_backward_data_im2col(g, d_output, kernel, d_input, workspace);
 }
 
-template <typename T>
+/// `gradient_rows`: see GradientAsGiven in conv2d_im2col.hpp.
+template <typename T, typename GradientRows = GradientAsGiven>
 void conv2d_backward_weights(const WindowGeometry& g, const T* input, const T* d_output,
-                             T* d_kernel, T* d_bias, Conv2DWorkspace<T>& workspace) {
+                             T* d_kernel, T* d_bias, Conv2DWorkspace<T>& workspace,
+                             GradientRows&& gradient_rows = {}) {
   if (prefers_direct_convolution(g))
-    conv2d_backward_weights_direct(g, input, d_output, d_kernel, d_bias, workspace);
+    conv2d_backward_weights_direct(g, input, d_output, d_kernel, d_bias, workspace, gradient_rows);
   else
-    conv2d_backward_weights_im2col(g, input, d_output, d_kernel, d_bias, workspace);
+    conv2d_backward_weights_im2col(g, input, d_output, d_kernel, d_bias, workspace, gradient_rows);
 }
 
 }  // namespace stratum::kernels

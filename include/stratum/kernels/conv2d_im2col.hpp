@@ -39,7 +39,32 @@ struct Conv2DWorkspace {
   ThreadScratch<T> patches;
   ThreadScratch<T> weight_grads;
   AlignedVector<T> transposed_kernel;  // W^T (F x K), for the backward-data product
+  ThreadScratch<T> gradient_rows;      // dz rows made on the fly (see GradientAsGiven)
 };
+
+/// The weight-gradient kernels read dz from `d_output` when given this tag. Instead, a layer can
+/// pass a function gradient_rows(offset, count, out) that writes dz[offset, offset + count) into
+/// `out`: a layer that fuses an activation makes dz = dy * activation'(z) there, block by block
+/// in cache, rather than in a separate pass over memory (d_output is then not read).
+struct GradientAsGiven {};
+
+namespace detail {
+/// dz for `count` elements from `offset`: d_output itself, or rows made by the layer's function
+/// into this thread's `buffer`.
+template <typename T, typename GradientRows>
+const T* gradient_block(const T* d_output, Index offset, Index count, T* buffer,
+                        GradientRows& gradient_rows) {
+  if constexpr (std::is_same_v<std::decay_t<GradientRows>, GradientAsGiven>) {
+    (void)count;
+    (void)buffer;
+    (void)gradient_rows;
+    return d_output + offset;
+  } else {
+    gradient_rows(offset, count, buffer);
+    return buffer;
+  }
+}
+}  // namespace detail
 
 /// Output pixels per tile: about 512 KiB of patches (half a Zen 5 core's L2), at least 16 rows.
 inline Index im2col_tile_rows(const WindowGeometry& g) {
@@ -184,15 +209,17 @@ void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, con
   }
 }
 
-template <typename T>
+template <typename T, typename GradientRows = GradientAsGiven>
 void conv2d_backward_weights_im2col(const WindowGeometry& g, const T* input, const T* d_output,
-                             T* d_kernel, T* d_bias, Conv2DWorkspace<T>& workspace) {
+                                    T* d_kernel, T* d_bias, Conv2DWorkspace<T>& workspace,
+                                    GradientRows&& gradient_rows = {}) {
   const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
   const Index tile_rows = im2col_tile_rows(g);
   const Index tiles = (P + tile_rows - 1) / tile_rows;
   const Index image_size = g.in_h * g.in_w * g.in_c;
   workspace.patches.prepare(tile_rows * K);
   detail::zero_thread_partials(workspace.weight_grads, K, F);
+  workspace.gradient_rows.prepare(tile_rows * F);
 
   STRATUM_OMP(parallel for schedule(static))
   for (Index item = 0; item < g.batch * tiles; ++item) {
@@ -201,7 +228,8 @@ void conv2d_backward_weights_im2col(const WindowGeometry& g, const T* input, con
     T* patches = workspace.patches.get();
     T* accumulator = workspace.weight_grads.get();
     im2col(g, input + n * image_size, first, rows, patches);
-    const T* dz = d_output + (n * P + first) * F;
+    const T* dz = detail::gradient_block(d_output, (n * P + first) * F, rows * F,
+                                         workspace.gradient_rows.get(), gradient_rows);
     gemm(K, F, rows, patches, Index{1}, K, dz, F, accumulator, F, true);  // dW += P^T dZ
     detail::RowVectorMap<T>(accumulator + K * F, F) += detail::ConstMatrixMap<T>(dz, rows, F).colwise().sum();
   }

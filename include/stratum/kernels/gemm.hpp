@@ -198,6 +198,8 @@ void gemm(Index M, Index N, Index K, const T* a, Index a_row_stride, Index a_col
   if (M <= 0 || N <= 0) return;
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
   if constexpr (std::is_same_v<T, float>) {
+    // (Splitting K into L1-sized slices measured slower here for the convolutions' shapes,
+    // K = 64 to 455, so each panel runs over the whole depth.)
     for (Index j = 0; j < N; j += detail::gemm_columns)
       detail::gemm_panel(M, std::min(detail::gemm_columns, N - j), K, a, a_row_stride,
                          a_col_stride, b + j, ldb, c + j, ldc, accumulate);

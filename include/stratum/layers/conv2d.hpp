@@ -78,15 +78,27 @@ class Conv2D final : public Layer<T> {
   void do_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                    Tensor<T>* dx) override {
     const WindowGeometry g = geometry(x.dim(0), this->input_shape());
-    const T* dz = dy.data();
-    if (activation_ != Activation::linear) {
-      dz_.resize(y.shape());
-      activation_backward_parallel(activation_, y.data(), dy.data(), dz_.data(), y.size(), filters_);
-      dz = dz_.data();
+    if (activation_ == Activation::linear) {
+      kernels::conv2d_backward_weights(g, x.data(), dy.data(), kernel_.grad.data(),
+                                       bias_.grad.data(), workspace_);
+      if (dx) kernels::conv2d_backward_data(g, dy.data(), kernel_.value.data(), dx->data(), workspace_);
+      return;
     }
-    kernels::conv2d_backward_weights(g, x.data(), dz, kernel_.grad.data(), bias_.grad.data(),
-                                     workspace_);
-    if (dx) kernels::conv2d_backward_data(g, dz, kernel_.value.data(), dx->data(), workspace_);
+    if (!dx) {
+      // Only the weights need dz (the first layer): make it block by block inside the kernel
+      // instead of writing and re-reading a whole dz tensor.
+      kernels::conv2d_backward_weights(
+          g, x.data(), dy.data(), kernel_.grad.data(), bias_.grad.data(), workspace_,
+          [&](Index offset, Index count, T* dz) {
+            activation_backward(activation_, y.data() + offset, dy.data() + offset, dz, count, filters_);
+          });
+      return;
+    }
+    dz_.resize(y.shape());
+    activation_backward_parallel(activation_, y.data(), dy.data(), dz_.data(), y.size(), filters_);
+    kernels::conv2d_backward_weights(g, x.data(), dz_.data(), kernel_.grad.data(),
+                                     bias_.grad.data(), workspace_);
+    kernels::conv2d_backward_data(g, dz_.data(), kernel_.value.data(), dx->data(), workspace_);
   }
 
  private:
