@@ -124,7 +124,7 @@ inline void draw_panel(Canvas& canvas, double left, double top, double width, do
     canvas.text(x_of(e) - Canvas::text_width(label) / 2, top + height + 8, label, black);
   }
   canvas.text(left + width / 2 - Canvas::text_width("epoch") / 2, top + height + 30, "epoch", black);
-  canvas.text(left + width / 2 - Canvas::text_width(title, 2.5) / 2, top - 30, title, black, 2.5);
+  canvas.text(left + width / 2 - Canvas::text_width(title, 2.5) / 2, top - 50, title, black, 2.5);
   canvas.line(left, top, left, top + height, black, 1);
   canvas.line(left, top + height, left + width, top + height, black, 1);
 
@@ -133,9 +133,10 @@ inline void draw_panel(Canvas& canvas, double left, double top, double width, do
     for (std::size_t e = 0; e + 1 < values.size(); ++e)
       canvas.line(x_of(e), y_of(values[e]), x_of(e + 1), y_of(values[e + 1]), colour, 2.5);
     if (values.size() == 1) canvas.fill_rect(x_of(0) - 3, y_of(values[0]) - 3, x_of(0) + 3, y_of(values[0]) + 3, colour);
-    const double legend_y = top + 10 + 22 * static_cast<double>(s);
-    canvas.line(left + width - 150, legend_y + 6, left + width - 125, legend_y + 6, colour, 3);
-    canvas.text(left + width - 118, legend_y, labels[s], black);
+    // The legend sits in one line above the frame, where no curve can cover it.
+    const double legend_x = left + 170 * static_cast<double>(s);
+    canvas.line(legend_x, top - 14, legend_x + 25, top - 14, colour, 3);
+    canvas.text(legend_x + 32, top - 20, labels[s], black);
   }
 }
 
@@ -152,8 +153,8 @@ inline void write_history_plot(const History& history, const std::filesystem::pa
     if (!val.empty()) s.emplace_back(val, orange);
     return s;
   };
-  detail::draw_panel(canvas, 90, 70, 470, 340, "loss", series(history.loss, history.val_loss), labels);
-  detail::draw_panel(canvas, 690, 70, 470, 340, "accuracy",
+  detail::draw_panel(canvas, 90, 90, 470, 330, "loss", series(history.loss, history.val_loss), labels);
+  detail::draw_panel(canvas, 690, 90, 470, 330, "accuracy",
                      series(history.accuracy, history.val_accuracy), labels);
   if (!title.empty())
     canvas.text(600 - detail::Canvas::text_width(title) / 2, 8, title, Rgb{80, 80, 80});

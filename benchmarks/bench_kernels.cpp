@@ -1,0 +1,112 @@
+// Kernels one by one at the notebook's shapes: each convolution pass as plain reference loops,
+// as tiled im2col + GEMM and as the direct kernel (where it applies), plus the pooling and the
+// GEMM itself. Argument 0 is the batch size.
+#include "bench_common.hpp"
+
+namespace stratum::bench {
+namespace {
+
+enum class Pass { forward, backward_data, backward_weights };
+enum class Kernel { reference, im2col, direct };
+
+template <Pass pass, Kernel kernel>
+void convolution(benchmark::State& state, WindowGeometry (*geometry)(Index)) {
+  const WindowGeometry g = geometry(state.range(0));
+  const auto x = random_buffer(g.batch * g.in_h * g.in_w * g.in_c, 1);
+  const auto w = random_buffer(g.patch_size() * g.out_c, 2);
+  const auto b = random_buffer(g.out_c, 3);
+  const auto dz = random_buffer(g.batch * g.out_pixels() * g.out_c, 4);
+  std::vector<float> z(dz.size()), dx(x.size()), dw(w.size()), db(b.size());
+  kernels::Conv2DWorkspace<float> ws;
+  for (auto _ : state) {
+    if constexpr (pass == Pass::forward) {
+      if constexpr (kernel == Kernel::reference) kernels::conv2d_forward_reference(g, x.data(), w.data(), b.data(), z.data());
+      if constexpr (kernel == Kernel::im2col) kernels::conv2d_forward_im2col(g, x.data(), w.data(), b.data(), z.data(), ws);
+      if constexpr (kernel == Kernel::direct) kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data());
+      benchmark::DoNotOptimize(z.data());
+    } else if constexpr (pass == Pass::backward_data) {
+      if constexpr (kernel == Kernel::reference) kernels::conv2d_backward_data_reference(g, dz.data(), w.data(), dx.data());
+      if constexpr (kernel == Kernel::im2col) kernels::conv2d_backward_data_im2col(g, dz.data(), w.data(), dx.data(), ws);
+      benchmark::DoNotOptimize(dx.data());
+    } else {
+      if constexpr (kernel == Kernel::reference) kernels::conv2d_backward_weights_reference(g, x.data(), dz.data(), dw.data(), db.data());
+      if constexpr (kernel == Kernel::im2col) kernels::conv2d_backward_weights_im2col(g, x.data(), dz.data(), dw.data(), db.data(), ws);
+      if constexpr (kernel == Kernel::direct) kernels::conv2d_backward_weights_direct(g, x.data(), dz.data(), dw.data(), db.data(), ws);
+      benchmark::DoNotOptimize(dw.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  report(state, conv_flops(g), double(g.batch));
+}
+
+#define STRATUM_CONV_BENCH(name, pass, kernel, geometry)                                   \
+  void name(benchmark::State& state) { convolution<pass, kernel>(state, geometry); }        \
+  BENCHMARK(name)->Arg(32)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()
+
+// conv1 (K = 27): the direct kernel is what the layer uses; its backward data is never needed
+// in training (it is the first layer), so only forward and backward weights are measured.
+STRATUM_CONV_BENCH(conv1_forward_reference, Pass::forward, Kernel::reference, conv1_geometry);
+STRATUM_CONV_BENCH(conv1_forward_im2col, Pass::forward, Kernel::im2col, conv1_geometry);
+STRATUM_CONV_BENCH(conv1_forward_direct, Pass::forward, Kernel::direct, conv1_geometry);
+STRATUM_CONV_BENCH(conv1_backward_weights_reference, Pass::backward_weights, Kernel::reference, conv1_geometry);
+STRATUM_CONV_BENCH(conv1_backward_weights_im2col, Pass::backward_weights, Kernel::im2col, conv1_geometry);
+STRATUM_CONV_BENCH(conv1_backward_weights_direct, Pass::backward_weights, Kernel::direct, conv1_geometry);
+// conv2 (K = 288): im2col + GEMM.
+STRATUM_CONV_BENCH(conv2_forward_reference, Pass::forward, Kernel::reference, conv2_geometry);
+STRATUM_CONV_BENCH(conv2_forward_im2col, Pass::forward, Kernel::im2col, conv2_geometry);
+STRATUM_CONV_BENCH(conv2_backward_data_reference, Pass::backward_data, Kernel::reference, conv2_geometry);
+STRATUM_CONV_BENCH(conv2_backward_data_im2col, Pass::backward_data, Kernel::im2col, conv2_geometry);
+STRATUM_CONV_BENCH(conv2_backward_weights_reference, Pass::backward_weights, Kernel::reference, conv2_geometry);
+STRATUM_CONV_BENCH(conv2_backward_weights_im2col, Pass::backward_weights, Kernel::im2col, conv2_geometry);
+
+/// The GEMM at conv2's forward tile shape (455 x 288 times 288 x 64), ours against Eigen's.
+template <bool eigen>
+void gemm_conv2_tile(benchmark::State& state) {
+  const Index M = 455, K = 288, N = 64;
+  const auto a = random_buffer(M * K, 1), b = random_buffer(K * N, 2);
+  std::vector<float> c(static_cast<std::size_t>(M * N));
+  for (auto _ : state) {
+    if constexpr (eigen)
+      kernels::detail::gemm_eigen<float>(M, N, K, a.data(), K, 1, b.data(), N, c.data(), N, false);
+    else
+      kernels::gemm<float>(M, N, K, a.data(), K, 1, b.data(), N, c.data(), N, false);
+    benchmark::DoNotOptimize(c.data());
+  }
+  report(state, 2.0 * double(M * N * K), 0);
+  state.SetLabel(eigen ? "eigen" : kernels::gemm_float_path());
+}
+void gemm_conv2_tile_stratum(benchmark::State& s) { gemm_conv2_tile<false>(s); }
+void gemm_conv2_tile_eigen(benchmark::State& s) { gemm_conv2_tile<true>(s); }
+BENCHMARK(gemm_conv2_tile_stratum)->Unit(benchmark::kMicrosecond);
+BENCHMARK(gemm_conv2_tile_eigen)->Unit(benchmark::kMicrosecond);
+
+/// A layer's forward and backward at the notebook's shape; argument 0 is the batch size.
+template <typename LayerType>
+void layer_pass(benchmark::State& state, LayerType layer, const Shape& input, bool backward) {
+  Random rng(1);
+  layer.build(input, rng);
+  Tensor<float> x(input.with_batch(state.range(0))), y, dx;
+  for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+  layer.forward(x, y, Mode::training);
+  Tensor<float> dy(y.shape());
+  for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+  for (auto _ : state) {
+    if (backward) layer.backward(x, y, dy, &dx);
+    else layer.forward(x, y, Mode::training);
+    benchmark::ClobberMemory();
+  }
+  const double flops = layer.parameter_count() > 0 ? 2.0 * double(state.range(0)) * double(layer.parameter_count()) * (backward ? 2 : 1) : 0;
+  report(state, flops, double(state.range(0)));
+}
+
+void max_pool1_forward(benchmark::State& s) { layer_pass(s, MaxPool2D<float>(2), {126, 126, 32}, false); }
+void max_pool1_backward(benchmark::State& s) { layer_pass(s, MaxPool2D<float>(2), {126, 126, 32}, true); }
+void dense1_forward(benchmark::State& s) { layer_pass(s, Dense<float>(128, Activation::relu), {57600}, false); }
+void dense1_backward(benchmark::State& s) { layer_pass(s, Dense<float>(128, Activation::relu), {57600}, true); }
+BENCHMARK(max_pool1_forward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(max_pool1_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(dense1_forward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(dense1_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace stratum::bench
