@@ -1,24 +1,15 @@
 // The notebook's whole network: one training step (forward, loss, backward, Adam) at batch 32,
 // and inference at batch 32 and 1. "images/s" is the figure to compare with other libraries.
+#include <mask_detection/architectures.hpp>
+
 #include "bench_common.hpp"
 
 namespace stratum::bench {
 namespace {
 
 std::unique_ptr<Sequential<float>> notebook_network() {
-  auto model = std::make_unique<Sequential<float>>(Shape{128, 128, 3}, 1);
-  model->add<Conv2D>(32, 3, Activation::relu);
-  model->add<MaxPool2D>(2);
-  model->add<Conv2D>(64, 3, Activation::relu);
-  model->add<MaxPool2D>(2);
-  model->add<Flatten>();
-  model->add<Dense>(128, Activation::relu);
-  model->add<Dropout>(0.5);
-  model->add<Dense>(64, Activation::relu);
-  model->add<Dropout>(0.5);
-  model->add<Dense>(2, Activation::sigmoid);
-  model->compile(std::make_unique<SparseCategoricalCrossentropy<float>>(),
-                 std::make_unique<Adam<float>>());
+  auto model = mask_detection::notebook_network(1);
+  model->compile(mask_detection::notebook_loss(), std::make_unique<Adam<float>>());
   return model;
 }
 

@@ -4,6 +4,8 @@
 // through it with Keras' loss, and stored the output, the loss and every parameter gradient.
 // Here stratum computes the same from the same weights and inputs and must agree: to float32
 // storage precision in double, and to float rounding in float.
+#include <mask_detection/architectures.hpp>
+
 #include "gradient_check.hpp"
 
 #include <cstring>
@@ -74,16 +76,7 @@ template <typename T>
 void run_against_pytorch(double relative) {
   const auto golden = read_golden(STRATUM_TEST_DATA_DIR "/golden_notebook_stack.bin");
   Sequential<T> model({size, size, channels});
-  model.template add<Conv2D>(32, 3, Activation::relu);
-  model.template add<MaxPool2D>(2);
-  model.template add<Conv2D>(64, 3, Activation::relu);
-  model.template add<MaxPool2D>(2);
-  model.template add<Flatten>();
-  model.template add<Dense>(128, Activation::relu);
-  model.template add<Dropout>(0.5);
-  model.template add<Dense>(64, Activation::relu);
-  model.template add<Dropout>(0.5);
-  model.template add<Dense>(2, Activation::sigmoid);
+  mask_detection::add_notebook_layers(model);
 
   std::uint64_t salt = 1;
   for (std::size_t i = 0; i < model.size(); ++i) {

@@ -1,3 +1,5 @@
+#include <mask_detection/architectures.hpp>
+
 #include "gradient_check.hpp"
 
 #include <sstream>
@@ -5,21 +7,6 @@
 using namespace stratum;
 
 namespace {
-
-/// The Keras notebook's network at a given input size.
-template <typename T>
-void add_notebook_layers(Sequential<T>& model) {
-  model.template add<Conv2D>(32, 3, Activation::relu);
-  model.template add<MaxPool2D>(2);
-  model.template add<Conv2D>(64, 3, Activation::relu);
-  model.template add<MaxPool2D>(2);
-  model.template add<Flatten>();
-  model.template add<Dense>(128, Activation::relu);
-  model.template add<Dropout>(0.5);
-  model.template add<Dense>(64, Activation::relu);
-  model.template add<Dropout>(0.5);
-  model.template add<Dense>(2, Activation::sigmoid);
-}
 
 /// A small CNN for the generated stripes task.
 std::unique_ptr<Sequential<float>> small_cnn(std::uint64_t seed) {
@@ -47,7 +34,7 @@ FitOptions<float> quiet(int epochs) {
 
 TEST_CASE("summary() of the notebook's network reports Keras' parameter counts") {
   Sequential<float> model({128, 128, 3});
-  add_notebook_layers(model);
+  mask_detection::add_notebook_layers(model);
   std::ostringstream out;
   model.summary(out);
   const std::string s = out.str();

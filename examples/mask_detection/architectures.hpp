@@ -10,24 +10,32 @@ namespace mask_detection {
 
 inline constexpr int image_size = 128;
 
-/// "seed": the Keras notebook's network, layer for layer (7,400,706 parameters):
-/// Conv2D(32, 3x3, relu) - MaxPool(2) - Conv2D(64, 3x3, relu) - MaxPool(2) - Flatten -
-/// Dense(128, relu) - Dropout(0.5) - Dense(64, relu) - Dropout(0.5) - Dense(2, sigmoid),
-/// trained like the notebook with sparse categorical cross-entropy on the sigmoid outputs
-/// (Keras clips and renormalises them; see losses/sparse_categorical_crossentropy.hpp).
-inline std::unique_ptr<stratum::Sequential<float>> notebook_network(std::uint64_t seed) {
+/// The Keras notebook's layers, appended to `model` (whatever its input size; the tests and
+/// benchmarks use them too): Conv2D(32, 3x3, relu) - MaxPool(2) - Conv2D(64, 3x3, relu) -
+/// MaxPool(2) - Flatten - Dense(128, relu) - Dropout(0.5) - Dense(64, relu) - Dropout(0.5) -
+/// Dense(2, sigmoid).
+template <typename T>
+void add_notebook_layers(stratum::Sequential<T>& model) {
   using namespace stratum;
-  auto model = std::make_unique<Sequential<float>>(Shape{image_size, image_size, 3}, seed);
-  model->add<Conv2D>(32, 3, Activation::relu);
-  model->add<MaxPool2D>(2);
-  model->add<Conv2D>(64, 3, Activation::relu);
-  model->add<MaxPool2D>(2);
-  model->add<Flatten>();
-  model->add<Dense>(128, Activation::relu);
-  model->add<Dropout>(0.5);
-  model->add<Dense>(64, Activation::relu);
-  model->add<Dropout>(0.5);
-  model->add<Dense>(2, Activation::sigmoid);
+  model.template add<Conv2D>(32, 3, Activation::relu);
+  model.template add<MaxPool2D>(2);
+  model.template add<Conv2D>(64, 3, Activation::relu);
+  model.template add<MaxPool2D>(2);
+  model.template add<Flatten>();
+  model.template add<Dense>(128, Activation::relu);
+  model.template add<Dropout>(0.5);
+  model.template add<Dense>(64, Activation::relu);
+  model.template add<Dropout>(0.5);
+  model.template add<Dense>(2, Activation::sigmoid);
+}
+
+/// "seed": the notebook's network on 128x128 RGB (7,400,706 parameters), trained like the
+/// notebook with sparse categorical cross-entropy on the sigmoid outputs (Keras clips and
+/// renormalises them; see losses/sparse_categorical_crossentropy.hpp).
+inline std::unique_ptr<stratum::Sequential<float>> notebook_network(std::uint64_t seed) {
+  auto model = std::make_unique<stratum::Sequential<float>>(
+      stratum::Shape{image_size, image_size, 3}, seed);
+  add_notebook_layers(*model);
   return model;
 }
 

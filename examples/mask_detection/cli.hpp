@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace mask_detection {
@@ -50,36 +51,14 @@ class Arguments {
     const auto it = values_.find(name);
     return it == values_.end() ? fallback : it->second;
   }
+  /// The option's value as a whole number in [low, high], or `fallback` when it is absent.
   [[nodiscard]] long get_int(const std::string& name, long fallback, long low, long high) const {
-    if (!has(name)) return fallback;
-    const std::string text = get(name, "");
-    std::size_t used = 0;
-    long value = 0;
-    try {
-      value = std::stol(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != text.size() || text.empty() || value < low || value > high)
-      throw UsageError("--" + name + " takes a whole number from " + std::to_string(low) + " to " +
-                       std::to_string(high) + ", not '" + text + "'");
-    return value;
+    return get_number<long>(name, fallback, low, high, "a whole number");
   }
+  /// The option's value as a number in [low, high], or `fallback` when it is absent.
   [[nodiscard]] double get_double(const std::string& name, double fallback, double low,
                                   double high) const {
-    if (!has(name)) return fallback;
-    const std::string text = get(name, "");
-    std::size_t used = 0;
-    double value = 0;
-    try {
-      value = std::stod(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != text.size() || text.empty() || !(value >= low && value <= high))
-      throw UsageError("--" + name + " takes a number from " + std::to_string(low) + " to " +
-                       std::to_string(high) + ", not '" + text + "'");
-    return value;
+    return get_number<double>(name, fallback, low, high, "a number");
   }
   [[nodiscard]] const std::vector<std::string>& positional() const { return positional_; }
 
@@ -95,6 +74,27 @@ class Arguments {
   }
 
  private:
+  template <typename N>
+  N get_number(const std::string& name, N fallback, N low, N high, const char* kind) const {
+    if (!has(name)) return fallback;
+    const std::string text = get(name, "");
+    std::size_t used = 0;
+    N value{};
+    try {
+      if constexpr (std::is_integral_v<N>) value = std::stol(text, &used);
+      else value = std::stod(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || text.empty() || !(value >= low && value <= high)) {
+      std::ostringstream message;
+      message << "--" << name << " takes " << kind << " from " << low << " to " << high << ", not '"
+              << text << "'";
+      throw UsageError(message.str());
+    }
+    return value;
+  }
+
   const OptionSpec* find(const std::string& name) const {
     for (const auto& s : specs_)
       if (s.name == name) return &s;

@@ -36,6 +36,7 @@ constexpr double test_fraction = 0.2;        // the notebook's train_test_split(
 constexpr double validation_fraction = 0.1;  // the notebook's fit(validation_split=0.1)
 
 const std::vector<OptionSpec> data_options{
+    {"data", "DIR", "dataset folder with with_mask/ and without_mask/ (default: data)"},
     {"cache", "DIR", "where decoded images are cached (default: $XDG_CACHE_HOME/stratum or ~/.cache/stratum)"},
     {"no-cache", "", "decode every image, read and write no cache"},
     {"strict", "", "stop at the first file that cannot be decoded instead of skipping it"},
@@ -158,7 +159,6 @@ void print_how_to_get_data(const fs::path& dir) {
 int train(const std::vector<std::string>& raw) {
   const auto start = std::chrono::steady_clock::now();
   const Arguments args(raw, with_data_options({
-      {"data", "DIR", "dataset folder with with_mask/ and without_mask/ (default: data)"},
       {"epochs", "N", "training epochs (default: 25)"},
       {"batch", "N", "batch size (default: 32)"},
       {"lr", "RATE", "Adam learning rate (default: 0.001)"},
@@ -262,7 +262,6 @@ ModelInfo load_for_inference(const fs::path& path) {
 
 int evaluate(const std::vector<std::string>& raw) {
   const Arguments args(raw, with_data_options({
-      {"data", "DIR", "dataset folder with with_mask/ and without_mask/ (default: data)"},
       {"model", "FILE", "the trained model (default: mask_detector.stmodel)"},
       {"all", "", "evaluate on every image of DIR, not only the held-out test part"},
       {"json", "", "print the metrics as JSON"},

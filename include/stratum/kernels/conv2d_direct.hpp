@@ -81,17 +81,11 @@ void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const 
     // The rest one at a time, skipping taps over the padding.
     for (; ox < g.out_w; ++ox) {
       Vector acc = initial;
-      for (Index ky = 0; ky < g.kernel_h; ++ky) {
-        const Index iy = oy * g.stride_h - g.pad_top + ky;
-        if (iy < 0 || iy >= g.in_h) continue;
-        for (Index kx = 0; kx < g.kernel_w; ++kx) {
-          const Index ix = ox * g.stride_w - g.pad_left + kx;
-          if (ix < 0 || ix >= g.in_w) continue;
-          const T* x = image + (iy * g.in_w + ix) * C;
-          const T* w = kernel + (ky * g.kernel_w + kx) * C * F;
-          for (Index c = 0; c < C; ++c) acc += x[c] * Eigen::Map<const Vector>(w + c * F);
-        }
-      }
+      for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
+        const T* x = image + (iy * g.in_w + ix) * C;
+        const T* w = kernel + (ky * g.kernel_w + kx) * C * F;
+        for (Index c = 0; c < C; ++c) acc += x[c] * Eigen::Map<const Vector>(w + c * F);
+      });
       Eigen::Map<Vector>(out + ox * F) = acc;
     }
     epilogue(out, g.out_w * F);

@@ -38,6 +38,22 @@ struct WindowGeometry {
   [[nodiscard]] Index patch_size() const { return kernel_h * kernel_w * in_c; }
 };
 
+/// Calls body(ky, kx, iy, ix) for each tap (ky, kx) of output pixel (oy, ox)'s window that
+/// reads inside the image, at input pixel (iy, ix); taps over the padding read zeros and are
+/// skipped.
+template <typename Body>
+inline void for_each_tap_inside(const WindowGeometry& g, Index oy, Index ox, Body&& body) {
+  for (Index ky = 0; ky < g.kernel_h; ++ky) {
+    const Index iy = oy * g.stride_h - g.pad_top + ky;
+    if (iy < 0 || iy >= g.in_h) continue;
+    for (Index kx = 0; kx < g.kernel_w; ++kx) {
+      const Index ix = ox * g.stride_w - g.pad_left + kx;
+      if (ix < 0 || ix >= g.in_w) continue;
+      body(ky, kx, iy, ix);
+    }
+  }
+}
+
 /// Output length and leading padding of one spatial axis, following Keras.
 /// Returns out = 0 when a valid window does not fit.
 inline std::pair<Index, Index> output_length(Index in, Index kernel, Index stride, Padding padding) {

@@ -72,6 +72,26 @@ inline Index im2col_tile_rows(const WindowGeometry& g) {
   return std::clamp<Index>(rows, 16, std::max<Index>(g.out_pixels(), 16));
 }
 
+/// How the im2col kernels cut a pass into work items: tiles of `tile_rows` output pixels of one
+/// image, numbered image by image.
+struct Im2colTiling {
+  Index K, F, P;           // patch size, filters, output pixels per image
+  Index tile_rows, tiles;  // output pixels per tile, tiles per image
+  Index image_size;        // input values per image
+
+  explicit Im2colTiling(const WindowGeometry& g)
+      : K(g.patch_size()), F(g.out_c), P(g.out_pixels()), tile_rows(im2col_tile_rows(g)),
+        tiles((P + tile_rows - 1) / tile_rows), image_size(g.in_h * g.in_w * g.in_c) {}
+
+  struct Tile {
+    Index image, first, rows;  // the image, its first output pixel in the tile, how many
+  };
+  [[nodiscard]] Tile tile(Index item) const {
+    const Index first = (item % tiles) * tile_rows;
+    return {item / tiles, first, std::min(tile_rows, P - first)};
+  }
+};
+
 /// Fills `patches` (rows x K, row-major) with the windows of output pixels
 /// [first_pixel, first_pixel + rows) of one image; taps over the padding are zero.
 template <typename T>
@@ -106,17 +126,11 @@ void col2im_add(const WindowGeometry& g, const T* patches, Index first_pixel, In
     const Index oy = (first_pixel + r) / g.out_w;
     const Index ox = (first_pixel + r) % g.out_w;
     const T* row = patches + r * g.patch_size();
-    for (Index ky = 0; ky < g.kernel_h; ++ky) {
-      const Index iy = oy * g.stride_h - g.pad_top + ky;
-      if (iy < 0 || iy >= g.in_h) continue;
-      for (Index kx = 0; kx < g.kernel_w; ++kx) {
-        const Index ix = ox * g.stride_w - g.pad_left + kx;
-        if (ix < 0 || ix >= g.in_w) continue;
-        const T* src = row + (ky * g.kernel_w + kx) * channels;
-        T* dst = image + (iy * g.in_w + ix) * channels;
-        for (Index c = 0; c < channels; ++c) dst[c] += src[c];
-      }
-    }
+    for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
+      const T* src = row + (ky * g.kernel_w + kx) * channels;
+      T* dst = image + (iy * g.in_w + ix) * channels;
+      for (Index c = 0; c < channels; ++c) dst[c] += src[c];
+    });
   }
 }
 
@@ -163,18 +177,15 @@ struct NoEpilogue {
 template <typename T, typename Epilogue = NoEpilogue>
 void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
                            T* output, Conv2DWorkspace<T>& workspace, Epilogue&& epilogue = {}) {
-  const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
-  const Index tile_rows = im2col_tile_rows(g);
-  const Index tiles = (P + tile_rows - 1) / tile_rows;
-  const Index image_size = g.in_h * g.in_w * g.in_c;
-  workspace.patches.prepare(tile_rows * K);
+  const Im2colTiling t(g);
+  const Index K = t.K, F = t.F, P = t.P;
+  workspace.patches.prepare(t.tile_rows * K);
 
   STRATUM_OMP(parallel for schedule(static))
-  for (Index item = 0; item < g.batch * tiles; ++item) {
-    const Index n = item / tiles, first = (item % tiles) * tile_rows;
-    const Index rows = std::min(tile_rows, P - first);
+  for (Index item = 0; item < g.batch * t.tiles; ++item) {
+    const auto [n, first, rows] = t.tile(item);
     T* patches = workspace.patches.get();
-    im2col(g, input + n * image_size, first, rows, patches);
+    im2col(g, input + n * t.image_size, first, rows, patches);
     T* z_tile = output + (n * P + first) * F;
     gemm(rows, F, K, patches, K, Index{1}, kernel, F, z_tile, F, false);  // Z = P W
     detail::MatrixMap<T> z(z_tile, rows, F);
@@ -184,11 +195,10 @@ void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* ker
 }
 
 template <typename T>
-void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, const T* kernel, T* d_input,
-                          Conv2DWorkspace<T>& workspace) {
-  const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
-  const Index tile_rows = im2col_tile_rows(g);
-  const Index image_size = g.in_h * g.in_w * g.in_c;
+void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, const T* kernel,
+                                 T* d_input, Conv2DWorkspace<T>& workspace) {
+  const Im2colTiling t(g);
+  const Index K = t.K, F = t.F, P = t.P, tile_rows = t.tile_rows, image_size = t.image_size;
   workspace.patches.prepare(tile_rows * K);
   workspace.transposed_kernel.resize(static_cast<std::size_t>(F * K));
   detail::MatrixMap<T>(workspace.transposed_kernel.data(), F, K) =
@@ -213,21 +223,18 @@ template <typename T, typename GradientRows = GradientAsGiven>
 void conv2d_backward_weights_im2col(const WindowGeometry& g, const T* input, const T* d_output,
                                     T* d_kernel, T* d_bias, Conv2DWorkspace<T>& workspace,
                                     GradientRows&& gradient_rows = {}) {
-  const Index K = g.patch_size(), F = g.out_c, P = g.out_pixels();
-  const Index tile_rows = im2col_tile_rows(g);
-  const Index tiles = (P + tile_rows - 1) / tile_rows;
-  const Index image_size = g.in_h * g.in_w * g.in_c;
-  workspace.patches.prepare(tile_rows * K);
+  const Im2colTiling t(g);
+  const Index K = t.K, F = t.F, P = t.P;
+  workspace.patches.prepare(t.tile_rows * K);
   detail::zero_thread_partials(workspace.weight_grads, K, F);
-  workspace.gradient_rows.prepare(tile_rows * F);
+  workspace.gradient_rows.prepare(t.tile_rows * F);
 
   STRATUM_OMP(parallel for schedule(static))
-  for (Index item = 0; item < g.batch * tiles; ++item) {
-    const Index n = item / tiles, first = (item % tiles) * tile_rows;
-    const Index rows = std::min(tile_rows, P - first);
+  for (Index item = 0; item < g.batch * t.tiles; ++item) {
+    const auto [n, first, rows] = t.tile(item);
     T* patches = workspace.patches.get();
     T* accumulator = workspace.weight_grads.get();
-    im2col(g, input + n * image_size, first, rows, patches);
+    im2col(g, input + n * t.image_size, first, rows, patches);
     const T* dz = detail::gradient_block(d_output, (n * P + first) * F, rows * F,
                                          workspace.gradient_rows.get(), gradient_rows);
     gemm(K, F, rows, patches, Index{1}, K, dz, F, accumulator, F, true);  // dW += P^T dZ

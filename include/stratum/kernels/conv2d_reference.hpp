@@ -26,15 +26,9 @@ void for_each_tap(const WindowGeometry& g, Body&& body) {
   for (Index n = 0; n < g.batch; ++n)
     for (Index oy = 0; oy < g.out_h; ++oy)
       for (Index ox = 0; ox < g.out_w; ++ox)
-        for (Index ky = 0; ky < g.kernel_h; ++ky) {
-          const Index iy = oy * g.stride_h - g.pad_top + ky;
-          if (iy < 0 || iy >= g.in_h) continue;
-          for (Index kx = 0; kx < g.kernel_w; ++kx) {
-            const Index ix = ox * g.stride_w - g.pad_left + kx;
-            if (ix < 0 || ix >= g.in_w) continue;
-            body(n, oy, ox, ky, kx, iy, ix);
-          }
-        }
+        for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
+          body(n, oy, ox, ky, kx, iy, ix);
+        });
 }
 }  // namespace detail
 

@@ -72,31 +72,25 @@ class MaxPool2D final : public Layer<T> {
           T* best = y.data() + out_offset;
           std::int32_t* where = argmax_.data() + out_offset;
           bool first_tap = true;
-          for (Index ky = 0; ky < g.kernel_h; ++ky) {
-            const Index iy = oy * g.stride_h - g.pad_top + ky;
-            if (iy < 0 || iy >= g.in_h) continue;
-            for (Index kx = 0; kx < g.kernel_w; ++kx) {
-              const Index ix = ox * g.stride_w - g.pad_left + kx;
-              if (ix < 0 || ix >= g.in_w) continue;
-              const auto pixel = static_cast<std::int32_t>((iy * g.in_w + ix) * g.in_c);
-              const T* v = image + pixel;
-              if (first_tap) {  // every window has at least one tap inside the image
-                for (Index c = 0; c < g.in_c; ++c) {
-                  best[c] = v[c];
-                  where[c] = pixel + static_cast<std::int32_t>(c);
-                }
-                first_tap = false;
-                continue;
-              }
-              // Branch-free over channels, so the compiler vectorises it: a later tap wins if
-              // it is larger, or if it is the first NaN.
+          for_each_tap_inside(g, oy, ox, [&](Index, Index, Index iy, Index ix) {
+            const auto pixel = static_cast<std::int32_t>((iy * g.in_w + ix) * g.in_c);
+            const T* v = image + pixel;
+            if (first_tap) {  // every window has at least one tap inside the image
               for (Index c = 0; c < g.in_c; ++c) {
-                const bool take = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
-                best[c] = take ? v[c] : best[c];
-                where[c] = take ? pixel + static_cast<std::int32_t>(c) : where[c];
+                best[c] = v[c];
+                where[c] = pixel + static_cast<std::int32_t>(c);
               }
+              first_tap = false;
+              return;
             }
-          }
+            // Branch-free over channels, so the compiler vectorises it: a later tap wins if it
+            // is larger, or if it is the first NaN.
+            for (Index c = 0; c < g.in_c; ++c) {
+              const bool take = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
+              best[c] = take ? v[c] : best[c];
+              where[c] = take ? pixel + static_cast<std::int32_t>(c) : where[c];
+            }
+          });
         }
     }
   }
