@@ -59,7 +59,8 @@ STRATUM_CONV_BENCH(conv2_backward_data_im2col, Pass::backward_data, Kernel::im2c
 STRATUM_CONV_BENCH(conv2_backward_weights_reference, Pass::backward_weights, Kernel::reference, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_weights_im2col, Pass::backward_weights, Kernel::im2col, conv2_geometry);
 
-/// The GEMM at conv2's forward tile shape (455 x 288 times 288 x 64), ours against Eigen's.
+/// The GEMM at about conv2's forward tile shape (the tile is 464 x 288; 455 rows here, so the
+/// last row block is a partial one) times 288 x 64, ours against Eigen's.
 template <bool eigen>
 void gemm_conv2_tile(benchmark::State& state) {
   const Index M = 455, K = 288, N = 64;

@@ -55,6 +55,16 @@ fs::path default_cache_dir() {
   return fs::temp_directory_path() / "stratum-cache";
 }
 
+/// Prints the command's help and returns true if --help was given; rejects stray arguments.
+bool help_or_no_positionals(const Arguments& args, const std::string& text) {
+  if (args.has("help")) {
+    std::cout << text << args.help();
+    return true;
+  }
+  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+  return false;
+}
+
 void apply_threads(const Arguments& args) {
   if (args.has("threads")) set_num_threads(static_cast<int>(args.get_int("threads", 0, 1, 1024)));
 }
@@ -169,14 +179,12 @@ int train(const std::vector<std::string>& raw) {
       {"plot", "FILE", "training curves as PNG (default: the model's name + .history.png)"},
       {"quiet", "", "no progress bar, one line per epoch"},
   }));
-  if (args.has("help")) {
-    std::cout << "usage: mask_detector train [--data DIR] [options]\n\n"
-                 "Trains on 80 % of the photos (10 % of those held out for validation each epoch)\n"
-                 "and reports accuracy on the other 20 %. Splits are stratified, seeded and keep\n"
-                 "byte-identical photos together.\n\n" << args.help();
+  if (help_or_no_positionals(args,
+                             "usage: mask_detector train [--data DIR] [options]\n\n"
+                             "Trains on 80 % of the photos (10 % of those held out for validation each epoch)\n"
+                             "and reports accuracy on the other 20 %. Splits are stratified, seeded and keep\n"
+                             "byte-identical photos together.\n\n"))
     return 0;
-  }
-  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
   const int epochs = static_cast<int>(args.get_int("epochs", 25, 0, 100000));
   const Index batch = args.get_int("batch", 32, 1, 65536);
   const double lr = args.get_double("lr", 1e-3, 1e-9, 10.0);
@@ -266,14 +274,12 @@ int evaluate(const std::vector<std::string>& raw) {
       {"all", "", "evaluate on every image of DIR, not only the held-out test part"},
       {"json", "", "print the metrics as JSON"},
   }));
-  if (args.has("help")) {
-    std::cout << "usage: mask_detector evaluate [--data DIR] [--model FILE] [--all] [--json]\n\n"
-                 "Accuracy, per-class precision, recall and F1, and the confusion matrix on the\n"
-                 "test part of DIR (the same split as training, from the seed stored in the model)\n"
-                 "or, with --all, on every image of DIR.\n\n" << args.help();
+  if (help_or_no_positionals(args,
+                             "usage: mask_detector evaluate [--data DIR] [--model FILE] [--all] [--json]\n\n"
+                             "Accuracy, per-class precision, recall and F1, and the confusion matrix on the\n"
+                             "test part of DIR (the same split as training, from the seed stored in the model)\n"
+                             "or, with --all, on every image of DIR.\n\n"))
     return 0;
-  }
-  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
   apply_threads(args);
   ModelInfo info = load_for_inference(args.get("model", "mask_detector.stmodel"));
   const fs::path dir = args.get("data", "data");

@@ -263,15 +263,16 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
   }
   if (log) bar.finish({});
 
+  if (options.strict)  // the first failure in file order (later files may not have been tried)
+    for (const auto& error : errors)
+      if (!error.empty()) throw IoError(error);
   for (Index i = 0; i < n; ++i) {
     const auto k = static_cast<std::size_t>(i);
     if (!errors[k].empty()) {
-      if (options.strict) throw IoError(errors[k]);
       if (log) *log << "warning: skipped " << errors[k] << '\n';
       images.skipped.push_back({entries[k].relative, errors[k]});
       continue;
     }
-    if (options.strict && stop) continue;
     images.labels.push_back(entries[k].label);
     images.files.push_back(entries[k].relative);
     images.content_hashes.push_back(hashes[k]);

@@ -290,9 +290,7 @@ class Sequential {
   Evaluation evaluate(const Dataset<T>& data, Index batch_size = 32) {
     check_dataset(data, "evaluate");
     if (!data.has_labels()) throw Error("Sequential::evaluate: the dataset has no labels");
-    std::vector<Index> all(static_cast<std::size_t>(data.size()));
-    std::iota(all.begin(), all.end(), Index{0});
-    return evaluate_indices(data, all, batch_size);
+    return evaluate_indices(data, all_indices(data), batch_size);
   }
   Evaluation evaluate(const Tensor<T>& x, std::span<const int> labels, Index batch_size = 32) {
     return evaluate(TensorDataset<T>(x, labels), batch_size);
