@@ -80,7 +80,8 @@ inline void check_layer_gradients(Layer<double>& layer, Index batch, std::uint64
   check_against_numeric("dL/dx", x, dx, loss);
   const auto params = layer.parameters();
   for (std::size_t i = 0; i < params.size(); ++i)
-    check_against_numeric("dL/d" + params[i]->name, params[i]->value, param_grads[i], loss);
+    if (params[i]->trainable)
+      check_against_numeric("dL/d" + params[i]->name, params[i]->value, param_grads[i], loss);
 }
 
 /// Builds `layer` for `input_shape` and checks it (convenience for the common case).

@@ -4,9 +4,14 @@
 #include <doctest/doctest.h>
 #include <stratum/data/image_folder.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "image_writers.hpp"
 #include "photo_folder.hpp"
@@ -36,6 +41,49 @@ Run run(const std::string& args, bool stdout_only = false) {
 }
 
 std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+/// Starts mask_detector with `args` (one per element, not shell-quoted), reads its output until
+/// it contains `marker`, then kills it with SIGKILL, as a power cut or the OOM killer would.
+/// Returns what it printed; fails the test if it ended before printing the marker.
+std::string kill_when_printed(const std::vector<std::string>& args, const std::string& marker) {
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  std::vector<std::string> storage{STRATUM_MASK_DETECTOR};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  std::string output;
+  char buffer[4096];
+  while (output.find(marker) == std::string::npos) {
+    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    output.append(buffer, static_cast<std::size_t>(n));
+  }
+  const bool seen = output.find(marker) != std::string::npos;
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(pipe_fds[0]);
+  INFO(output);
+  REQUIRE(seen);
+  REQUIRE(WIFSIGNALED(status));
+  return output;
+}
+
+std::vector<std::uint8_t> file_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -92,6 +140,74 @@ TEST_CASE("train, evaluate and predict on a generated folder of photos") {
   CHECK(bad.exit_code == 1);
   CHECK(contains(bad.output, "\"error\": "));
   CHECK(contains(bad.output, "is not an image"));
+}
+
+TEST_CASE("train killed mid-run and resumed ends bit-identical to an uninterrupted run") {
+  stratum::testing::TempDir dir;
+  const fs::path data = dir.path() / "data";
+  stratum::testing::write_photo_folder(data, 60, 21);
+  // The compact network with everything that carries state: augmentation, AdamW, a cosine
+  // schedule, dropout, batch normalisation, early stopping.
+  const std::vector<std::string> common{"train", "--data", data.string(), "--cache", (dir.path() / "cache").string(),
+                                        "--arch", "compact", "--epochs", "6", "--batch", "8", "--seed", "3",
+                                        "--threads", "2", "--early-stopping", "5", "--quiet"};
+  auto command = [&](const std::string& model, const std::string& extra = "") {
+    std::string line;
+    for (const auto& a : common) line += quoted(fs::path(a)) + " ";
+    return line + "--model " + quoted(dir.path() / model) + " " + extra;
+  };
+
+  const Run whole = run(command("whole.stmodel"));
+  INFO(whole.output);
+  REQUIRE(whole.exit_code == 0);
+  CHECK(contains(whole.output, "Total params: 246,754"));
+  CHECK(!fs::exists(dir.path() / "whole.checkpoint"));  // removed once the model is saved
+
+  // Killed once the second epoch has ended: inside the checkpoint write or the third epoch.
+  std::vector<std::string> killed_args = common;
+  killed_args.insert(killed_args.end(), {"--model", (dir.path() / "resumed.stmodel").string()});
+  kill_when_printed(killed_args, "Epoch 2/6");
+  REQUIRE(fs::exists(dir.path() / "resumed.checkpoint"));
+  CHECK(!fs::exists(dir.path() / "resumed.stmodel"));
+
+  const Run other_settings = run(command("resumed.stmodel", "--resume --lr 0.01"));
+  CHECK(other_settings.exit_code == 1);
+  CHECK(contains(other_settings.output, "was written by a run with other settings"));
+
+  const Run resumed = run(command("resumed.stmodel", "--resume"));
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(contains(resumed.output, "Resuming from "));
+  CHECK(contains(resumed.output, "Epoch 6/6"));
+  CHECK(!contains(resumed.output, "Epoch 1/6"));
+  // The same bytes: weights, moving statistics and every metadata entry (test accuracy too).
+  CHECK(file_bytes(dir.path() / "resumed.stmodel") == file_bytes(dir.path() / "whole.stmodel"));
+
+  const Run nothing_to_resume = run(command("resumed.stmodel", "--resume"));
+  CHECK(nothing_to_resume.exit_code == 1);
+  CHECK(contains(nothing_to_resume.output, "no checkpoint at"));
+}
+
+TEST_CASE("predict classifies every image of a folder and sums up") {
+  stratum::testing::TempDir dir;
+  const fs::path data = dir.path() / "data";
+  stratum::testing::write_photo_folder(data, 8, 8);
+  const fs::path model = dir.path() / "m.stmodel";
+  REQUIRE(run("train --data " + quoted(data) + " --no-cache --epochs 1 --arch compact --quiet --model " + quoted(model)).exit_code == 0);
+  stratum::testing::write_bytes(data / "with_mask" / "readme.txt", {'h', 'i'});  // not an image: ignored
+  const Run folder = run("predict --model " + quoted(model) + " " + quoted(data / "with_mask") + " " +
+                         quoted(data / "without_mask/without_mask_1.jpg"));
+  INFO(folder.output);
+  CHECK(folder.exit_code == 0);
+  CHECK(contains(folder.output, "with_mask_8.jpg: "));
+  CHECK(!contains(folder.output, "readme"));
+  CHECK(contains(folder.output, "9 images: with_mask "));
+  CHECK(contains(folder.output, ", unreadable 0"));
+  fs::create_directories(dir.path() / "empty");
+  stratum::testing::write_bytes(dir.path() / "empty" / "notes.txt", {'h', 'i'});
+  const Run empty = run("predict --model " + quoted(model) + " " + quoted(dir.path() / "empty"));
+  CHECK(empty.exit_code == 1);
+  CHECK(contains(empty.output, "holds no image files"));
 }
 
 TEST_CASE("missing data, bad folders and bad options: clear messages and exit codes") {

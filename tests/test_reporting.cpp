@@ -40,14 +40,15 @@ TEST_CASE("history CSV and plot") {
   h.accuracy = {0.6, 0.8, 0.9};
   h.val_loss = {0.7, 0.45, 0.4};
   h.val_accuracy = {0.7, 0.85, 0.88};
+  h.learning_rate = {0.001, 0.001, 0.0005};
   h.seconds = {1, 1, 1};
   h.write_csv(dir.path() / "h.csv");
   std::ifstream csv(dir.path() / "h.csv");
   std::string header, row;
   std::getline(csv, header);
-  CHECK(header == "epoch,loss,accuracy,val_loss,val_accuracy,seconds");
+  CHECK(header == "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds");
   std::getline(csv, row);
-  CHECK(row == "1,0.9,0.6,0.7,0.7,1");
+  CHECK(row == "1,0.9,0.6,0.7,0.7,0.001,1");
 
   write_history_plot(h, dir.path() / "h.png", "test");
   const Image plot = load_image(dir.path() / "h.png");

@@ -1,18 +1,25 @@
 // mask_detector: train, evaluate and use a face-mask classifier on folders of photos.
 //
 //   mask_detector train    --data DIR [options]     the Keras notebook's protocol, leak-free
-//   mask_detector evaluate --data DIR --model FILE  metrics on the held-out test part (or --all)
-//   mask_detector predict  --model FILE IMAGE...    label and probability per photo
+//   mask_detector evaluate --data DIR [--model FILE]  metrics on the held-out test part (or --all)
+//   mask_detector predict  [--model FILE] PATH...     label and probability per photo or folder
+//
+// Without --model, evaluate and predict use the compact model shipped in models/.
 //
 // DIR holds with_mask/ (label 1) and without_mask/ (label 0), as Kaggle's archive unpacks.
 // See docs/mask-detection.md.
+#include <stratum/callbacks/early_stopping.hpp>
+#include <stratum/callbacks/learning_rate_scheduler.hpp>
+#include <stratum/callbacks/reduce_lr_on_plateau.hpp>
 #include <stratum/data/image_dataset.hpp>
 #include <stratum/data/split.hpp>
 #include <stratum/metrics.hpp>
-#include <stratum/model/serialization.hpp>
+#include <stratum/model/checkpoint.hpp>
 #include <stratum/plot.hpp>
 #include <stratum/stratum.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -166,15 +173,54 @@ void print_how_to_get_data(const fs::path& dir) {
             << "so that data/with_mask/ and data/without_mask/ hold the photos, or pass --data DIR.\n";
 }
 
+/// The callbacks a training run uses, built from its settings.
+struct TrainingCallbacks {
+  std::unique_ptr<LearningRateScheduler<float>> schedule;
+  std::unique_ptr<ReduceLROnPlateau<float>> plateau;
+  std::unique_ptr<EarlyStopping<float>> stopping;
+
+  /// In the order fit calls them (the checkpoint comes after them all).
+  [[nodiscard]] std::vector<Callback<float>*> all() const {
+    std::vector<Callback<float>*> list;
+    if (schedule) list.push_back(schedule.get());
+    if (plateau) list.push_back(plateau.get());
+    if (stopping) list.push_back(stopping.get());
+    return list;
+  }
+};
+
+TrainingCallbacks make_callbacks(const std::string& schedule, double lr, long long total_steps,
+                                 int early_stopping) {
+  TrainingCallbacks c;
+  if (schedule == "cosine") c.schedule = std::make_unique<LearningRateScheduler<float>>(cosine_decay(lr, total_steps, 0.0));
+  // Step: a tenth of the rate after each third of training.
+  if (schedule == "step")
+    c.schedule = std::make_unique<LearningRateScheduler<float>>(step_decay(lr, 0.1, std::max(1LL, total_steps / 3)));
+  if (schedule == "plateau")
+    c.plateau = std::make_unique<ReduceLROnPlateau<float>>(
+        ReduceLROnPlateauOptions{.factor = 0.2, .patience = 3, .log = &std::cout});
+  if (early_stopping > 0)
+    c.stopping = std::make_unique<EarlyStopping<float>>(EarlyStoppingOptions{
+        .patience = early_stopping, .restore_best_weights = true, .log = &std::cout});
+  return c;
+}
+
 int train(const std::vector<std::string>& raw) {
   const auto start = std::chrono::steady_clock::now();
   const Arguments args(raw, with_data_options({
-      {"epochs", "N", "training epochs (default: 25)"},
+      {"arch", "NAME", mask_detection::architecture_help},
+      {"epochs", "N", "training epochs (default: 25 for seed, 30 for compact)"},
       {"batch", "N", "batch size (default: 32)"},
-      {"lr", "RATE", "Adam learning rate (default: 0.001)"},
-      {"seed", "N", "seed of the split, the initial weights, shuffling and dropout (default: 42)"},
-      {"arch", "NAME", "network: seed, the notebook's (default: seed)"},
+      {"lr", "RATE", "initial learning rate (default: 0.001 for seed, 0.002 for compact)"},
+      {"schedule", "NAME", "learning rate: constant, cosine, step or plateau (default: constant for seed, cosine for compact)"},
+      {"weight-decay", "W", "AdamW's decoupled weight decay, 0 for Adam (default: 0 for seed, 0.0005 for compact)"},
+      {"augment", "", "random flips, crops, rotations, brightness and contrast (default for compact)"},
+      {"no-augment", "", "train on the photos as they are (default for seed)"},
+      {"early-stopping", "N", "stop after N epochs without a better val_loss, keep the best weights (default: off)"},
+      {"seed", "N", "seed of the split, the initial weights, shuffling, dropout and augmentation (default: 42)"},
       {"model", "FILE", "where to save the trained model (default: mask_detector.stmodel)"},
+      {"checkpoint", "FILE", "checkpoint written after every epoch (default: the model's name + .checkpoint)"},
+      {"resume", "", "continue the interrupted run from its checkpoint (give the same options again)"},
       {"history", "FILE", "training history as CSV (default: the model's name + .history.csv)"},
       {"plot", "FILE", "training curves as PNG (default: the model's name + .history.png)"},
       {"quiet", "", "no progress bar, one line per epoch"},
@@ -183,24 +229,36 @@ int train(const std::vector<std::string>& raw) {
                              "usage: mask_detector train [--data DIR] [options]\n\n"
                              "Trains on 80 % of the photos (10 % of those held out for validation each epoch)\n"
                              "and reports accuracy on the other 20 %. Splits are stratified, seeded and keep\n"
-                             "byte-identical photos together.\n\n"))
+                             "byte-identical photos together. A checkpoint after every epoch lets --resume\n"
+                             "finish an interrupted run with exactly the weights it would have had.\n\n"))
     return 0;
-  const int epochs = static_cast<int>(args.get_int("epochs", 25, 0, 100000));
-  const Index batch = args.get_int("batch", 32, 1, 65536);
-  const double lr = args.get_double("lr", 1e-3, 1e-9, 10.0);
-  const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 42, 0, 1L << 62));
   const std::string arch = args.get("arch", "seed");
+  const mask_detection::Recipe defaults = mask_detection::recipe(arch);
+  const int epochs = static_cast<int>(args.get_int("epochs", defaults.epochs, 0, 100000));
+  const Index batch = args.get_int("batch", 32, 1, 65536);
+  const double lr = args.get_double("lr", defaults.learning_rate, 1e-9, 10.0);
+  const std::string schedule = args.get("schedule", defaults.schedule);
+  if (schedule != "constant" && schedule != "cosine" && schedule != "step" && schedule != "plateau")
+    throw UsageError("unknown schedule '" + schedule + "' (constant, cosine, step or plateau)");
+  const double weight_decay = args.get_double("weight-decay", defaults.weight_decay, 0.0, 1.0);
+  if (args.has("augment") && args.has("no-augment")) throw UsageError("give --augment or --no-augment, not both");
+  const bool augment = args.has("augment") || (defaults.augment && !args.has("no-augment"));
+  const int early_stopping = static_cast<int>(args.get_int("early-stopping", defaults.early_stopping, 0, 100000));
+  const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 42, 0, 1L << 62));
   const fs::path model_path = args.get("model", "mask_detector.stmodel");
   fs::path stem = model_path;
   stem.replace_extension();
   const fs::path history_path = args.get("history", stem.string() + ".history.csv");
   const fs::path plot_path = args.get("plot", stem.string() + ".history.png");
+  const fs::path checkpoint_path = args.get("checkpoint", stem.string() + ".checkpoint");
   apply_threads(args);
   const fs::path dir = args.get("data", "data");
   if (!fs::exists(dir)) {
     print_how_to_get_data(dir);
     return 1;
   }
+  if (args.has("resume") && !fs::exists(checkpoint_path))
+    throw Error("no checkpoint at '" + checkpoint_path.string() + "' to resume from (a finished run removes it)");
 
   auto model = mask_detection::build_network(arch, seed);
   const LabelledImages images = load_dataset(args, dir, mask_detection::image_size,
@@ -210,21 +268,54 @@ int train(const std::vector<std::string>& raw) {
             << parts.validation.size() << " validation, " << parts.test.size() << " test\n"
             << "Threads: " << num_threads() << "\n\n";
 
-  model->compile(mask_detection::notebook_loss(), std::make_unique<Adam<float>>(lr));
+  model->compile(mask_detection::network_loss(arch), std::make_unique<Adam<float>>(lr, 0.9, 0.999, 1e-7, weight_decay));
   model->summary();
-  const ImageDataset<float> train_data(images, parts.train), validation_data(images, parts.validation);
+  ImageAugmenter augmenter(seed + 2);
+  const ImageDataset<float> train_data(images, parts.train, augment ? &augmenter : nullptr);
+  const ImageDataset<float> validation_data(images, parts.validation);
+  const auto steps_per_epoch = static_cast<long long>((parts.train.size() + static_cast<std::size_t>(batch) - 1) / static_cast<std::size_t>(batch));
+  const TrainingCallbacks callbacks = make_callbacks(schedule, lr, steps_per_epoch * epochs, early_stopping);
+
+  // Everything that shapes the run: a checkpoint resumes only the run it was written by.
+  std::ostringstream settings;
+  settings << "arch=" << arch << " epochs=" << epochs << " batch=" << batch << " lr=" << lr
+           << " schedule=" << schedule << " weight_decay=" << weight_decay << " augment=" << augment
+           << " early_stopping=" << early_stopping << " seed=" << seed << " data=" << fingerprint(images);
+  Metadata run_metadata{{"run_settings", settings.str()}, {"threads", std::to_string(num_threads())}};
+  std::vector<Stateful*> state;
+  for (auto* c : callbacks.all()) state.push_back(c);
+  state.push_back(&augmenter);
+  TrainingProgress progress;
+  progress.metadata = run_metadata;
+  if (args.has("resume")) {
+    progress = load_checkpoint(checkpoint_path, *model, state);
+    if (progress.metadata["run_settings"] != settings.str())
+      throw Error("'" + checkpoint_path.string() + "' was written by a run with other settings:\n  checkpoint: " +
+                  progress.metadata["run_settings"] + "\n  now:        " + settings.str() +
+                  "\nresume with the same options");
+    if (progress.metadata["threads"] != std::to_string(num_threads()))
+      std::cout << "warning: the checkpoint was written with " << progress.metadata["threads"]
+                << " threads; with " << num_threads() << " the results differ in the last bits\n";
+    std::cout << "Resuming from " << checkpoint_path.string() << " after epoch " << progress.completed_epochs << "\n";
+  }
+  TrainingCheckpoint<float> checkpoint(checkpoint_path, progress, {state.begin(), state.end()});
+
   FitOptions<float> options;
   options.epochs = epochs;
+  options.initial_epoch = progress.stop_training ? epochs : progress.completed_epochs;
   options.batch_size = batch;
   options.validation_data = &validation_data;
   options.verbose = args.has("quiet") ? 2 : 1;
-  const History history = model->fit(train_data, options);
+  options.callbacks = callbacks.all();
+  options.callbacks.push_back(&checkpoint);
+  model->fit(train_data, options);
+  const History& history = checkpoint.progress().history;
 
   const Scores test = score(*model, images, parts.test);
   std::cout << '\n';
   print_scores(test, "Test part (" + std::to_string(parts.test.size()) + " images never seen in training)");
 
-  const Metadata metadata{
+  Metadata metadata{
       {"class_names", "without_mask,with_mask"},
       {"image_width", std::to_string(mask_detection::image_size)},
       {"image_height", std::to_string(mask_detection::image_size)},
@@ -236,7 +327,9 @@ int train(const std::vector<std::string>& raw) {
       {"test_accuracy", std::to_string(test.confusion.accuracy())},
       {"stratum_version", stratum::version},
   };
+  metadata.insert(run_metadata.begin(), run_metadata.end());
   save_model(*model, model_path, metadata);
+  fs::remove(checkpoint_path);  // the run is complete: nothing left to resume
   if (history.epochs() > 0) {
     history.write_csv(history_path);
     write_history_plot(history, plot_path, "mask_detector, " + arch + " network");
@@ -247,6 +340,18 @@ int train(const std::vector<std::string>& raw) {
   std::cout << "\nTotal time " << format_duration(seconds) << " (" << std::fixed
             << std::setprecision(1) << seconds << " s)\n";
   return 0;
+}
+
+/// The compact model trained on the Kaggle photos and committed under models/: what evaluate
+/// and predict use when no --model is given.
+std::string shipped_model_name() { return fs::path(STRATUM_SHIPPED_MODEL).filename().string(); }
+
+fs::path model_path_argument(const Arguments& args) {
+  if (args.has("model")) return args.get("model", "");
+  const fs::path shipped = STRATUM_SHIPPED_MODEL;
+  if (!fs::exists(shipped))
+    throw Error("no --model given, and the shipped model '" + shipped.string() + "' is missing");
+  return shipped;
 }
 
 /// The model and what its metadata says about the images it expects.
@@ -270,7 +375,7 @@ ModelInfo load_for_inference(const fs::path& path) {
 
 int evaluate(const std::vector<std::string>& raw) {
   const Arguments args(raw, with_data_options({
-      {"model", "FILE", "the trained model (default: mask_detector.stmodel)"},
+      {"model", "FILE", "the trained model (default: the shipped compact model, " + shipped_model_name() + ")"},
       {"all", "", "evaluate on every image of DIR, not only the held-out test part"},
       {"json", "", "print the metrics as JSON"},
   }));
@@ -281,7 +386,8 @@ int evaluate(const std::vector<std::string>& raw) {
                              "or, with --all, on every image of DIR.\n\n"))
     return 0;
   apply_threads(args);
-  ModelInfo info = load_for_inference(args.get("model", "mask_detector.stmodel"));
+  const fs::path model_path = model_path_argument(args);
+  ModelInfo info = load_for_inference(model_path);
   const fs::path dir = args.get("data", "data");
   if (!fs::exists(dir)) {
     print_how_to_get_data(dir);
@@ -311,7 +417,7 @@ int evaluate(const std::vector<std::string>& raw) {
                           "\", \"loss\": " + std::to_string(s.loss) + ", ");
     std::cout << metrics << '\n';
   } else {
-    print_scores(s, what);
+    print_scores(s, what + ", model " + model_path.string());
   }
   return 0;
 }
@@ -331,27 +437,55 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
+/// The image files to classify: each file argument as given, and the image files of each folder
+/// argument (by extension, sorted by name).
+std::vector<fs::path> collect_images(const std::vector<std::string>& arguments) {
+  static const std::vector<std::string> extensions{".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga",
+                                                   ".ppm", ".pgm", ".pnm", ".psd", ".hdr"};
+  std::vector<fs::path> files;
+  for (const auto& argument : arguments) {
+    if (!fs::is_directory(argument)) {
+      files.emplace_back(argument);
+      continue;
+    }
+    std::vector<fs::path> found;
+    for (const auto& entry : fs::directory_iterator(argument)) {
+      std::string ext = entry.path().extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (entry.is_regular_file() && std::find(extensions.begin(), extensions.end(), ext) != extensions.end())
+        found.push_back(entry.path());
+    }
+    if (found.empty()) throw Error("'" + argument + "' holds no image files");
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
+}
+
 int predict(const std::vector<std::string>& raw) {
   const Arguments args(raw, {
-      {"model", "FILE", "the trained model (default: mask_detector.stmodel)"},
+      {"model", "FILE", "the trained model (default: the shipped compact model, " + shipped_model_name() + ")"},
       {"json", "", "print the results as JSON"},
       {"threads", "N", "threads to use (default: all cores)"},
       {"help", "", "show this help"},
   });
   if (args.has("help")) {
-    std::cout << "usage: mask_detector predict [--model FILE] [--json] IMAGE...\n\n"
-                 "Prints the predicted label and its probability for each image.\n\n" << args.help();
+    std::cout << "usage: mask_detector predict [--model FILE] [--json] IMAGE_OR_FOLDER...\n\n"
+                 "Prints the predicted label and its probability for each image, and for a folder\n"
+                 "every image in it, then a count of each label.\n\n" << args.help();
     return 0;
   }
-  if (args.positional().empty()) throw UsageError("predict needs at least one image");
+  if (args.positional().empty()) throw UsageError("predict needs at least one image or folder");
   apply_threads(args);
-  ModelInfo info = load_for_inference(args.get("model", "mask_detector.stmodel"));
+  ModelInfo info = load_for_inference(model_path_argument(args));
   Sequential<float>& model = *info.loaded.model;
   const bool json = args.has("json");
+  const std::vector<fs::path> files = collect_images(args.positional());
+  std::vector<int> counts(class_names.size(), 0);
   int failures = 0;
   if (json) std::cout << "[";
-  for (std::size_t i = 0; i < args.positional().size(); ++i) {
-    const std::string& file = args.positional()[i];
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string file = files[i].string();
     if (json && i) std::cout << ",";
     try {
       const Image image = resize_image(load_image(file), info.width, info.height);
@@ -361,6 +495,7 @@ int predict(const std::vector<std::string>& raw) {
       double probabilities[2];
       model.loss().class_probabilities(out.data(), out.dim(1), probabilities);
       const int label = model.loss().predicted_label(out.data(), out.dim(1));
+      ++counts[static_cast<std::size_t>(label)];
       const auto& name = class_names[static_cast<std::size_t>(label)];
       if (json)
         std::cout << "\n  {\"file\": " << json_string(file) << ", \"label\": \"" << name
@@ -377,6 +512,9 @@ int predict(const std::vector<std::string>& raw) {
     }
   }
   if (json) std::cout << "\n]\n";
+  else if (files.size() > 1)
+    std::cout << "\n" << files.size() << " images: with_mask " << counts[1] << ", without_mask " << counts[0]
+              << ", unreadable " << failures << '\n';
   return failures == 0 ? 0 : 1;
 }
 
@@ -385,7 +523,7 @@ constexpr const char* usage =
     "commands:\n"
     "  train     train on a folder of photos (with_mask/, without_mask/) and save the model\n"
     "  evaluate  accuracy, precision, recall, F1 and confusion matrix of a saved model\n"
-    "  predict   classify image files with a saved model\n\n"
+    "  predict   classify image files, or every image in a folder, with a saved model\n\n"
     "Run 'mask_detector COMMAND --help' for the options of each.\n";
 
 }  // namespace

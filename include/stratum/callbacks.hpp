@@ -1,11 +1,12 @@
 // Hooks into `Sequential::fit`, as Keras' callbacks: subclass Callback and override what you
 // need, or wrap lambdas in a LambdaCallback. Setting `model.stop_training()` to true ends
-// training after the current epoch.
+// training after the current epoch. The callbacks that come with stratum are in callbacks/.
 #pragma once
 
 #include <functional>
 #include <optional>
 
+#include "stateful.hpp"
 #include "tensor.hpp"
 
 namespace stratum {
@@ -30,15 +31,16 @@ struct EpochLogs {
   double accuracy = 0;
   std::optional<double> val_loss;
   std::optional<double> val_accuracy;
+  double learning_rate = 0;  // the optimizer's, at the end of the epoch
   double seconds = 0;
 };
 
 template <typename T>
-class Callback {
+class Callback : public Stateful {
  public:
-  virtual ~Callback() = default;
   virtual void on_train_begin(Sequential<T>& /*model*/) {}
   virtual void on_epoch_begin(Sequential<T>& /*model*/, int /*epoch*/) {}
+  virtual void on_batch_begin(Sequential<T>& /*model*/, int /*epoch*/, Index /*batch*/) {}
   virtual void on_batch_end(Sequential<T>& /*model*/, const BatchLogs& /*logs*/) {}
   virtual void on_epoch_end(Sequential<T>& /*model*/, const EpochLogs& /*logs*/) {}
   virtual void on_train_end(Sequential<T>& /*model*/) {}

@@ -8,14 +8,11 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::vector<std::uint8_t> bytes(data, data + size);
-  if (size < 8 || std::memcmp(data, stratum::model_magic, 8) != 0) {
+  if (size < 8 || std::memcmp(data, stratum::model_magic.data(), 8) != 0) {
     stratum::BinaryWriter w;
-    w.put_array(std::span<const std::uint8_t>(stratum::model_magic, 8));
-    w.put(stratum::model_format_version);
-    w.put(static_cast<std::uint64_t>(8 + 4 + 8 + size + 8));
+    stratum::detail::begin_envelope(w, stratum::model_magic, stratum::model_format_version);
     w.put_array(std::span<const std::uint8_t>(data, size));
-    w.put(stratum::Fnv1a().add(std::span<const std::uint8_t>(w.bytes())).value());
-    bytes = std::move(w.bytes());
+    bytes = stratum::detail::seal_envelope(w);
   }
   try {
     auto loaded = stratum::deserialize_model<float>(bytes, "fuzz input");

@@ -66,6 +66,7 @@ class BinaryReader {
   }
   template <typename V>
   void get_array(std::span<V> out) {
+    if (out.empty()) return;  // memcpy must not see the null pointer of an empty vector
     std::memcpy(out.data(), take(out.size_bytes()), out.size_bytes());
   }
   [[nodiscard]] std::size_t offset() const { return offset_; }

@@ -1,10 +1,14 @@
 // A Dataset over some of the images of a LabelledImages collection: pixels stay 8-bit in
 // memory and become [0, 1] floats (x / 255, as the notebook scales them) one batch at a time.
+// Given an ImageAugmenter, every sample handed out is a fresh random transform of its image
+// (for training data only: validation and test data take none).
 #pragma once
 
 #include <utility>
 #include <vector>
 
+#include "../parallel.hpp"
+#include "augmentation.hpp"
 #include "dataset.hpp"
 #include "image_folder.hpp"
 
@@ -14,8 +18,9 @@ template <typename T>
 class ImageDataset final : public Dataset<T> {
  public:
   /// The images `indices` of `images` (which must outlive the dataset), in that order.
-  ImageDataset(const LabelledImages& images, std::vector<Index> indices)
-      : images_(images), indices_(std::move(indices)) {
+  ImageDataset(const LabelledImages& images, std::vector<Index> indices,
+               ImageAugmenter* augmenter = nullptr)
+      : images_(images), indices_(std::move(indices)), augmenter_(augmenter) {
     for (Index i : indices_)
       if (i < 0 || i >= images.count())
         throw Error("ImageDataset: image index " + std::to_string(i) + " is outside [0, " +
@@ -32,20 +37,29 @@ class ImageDataset final : public Dataset<T> {
     const Index image_size = images_.image_size();
     x.resize(sample_shape().with_batch(static_cast<Index>(batch.size())));
     labels.resize(batch.size());
-    const T scale = T(1) / T(255);
     for (std::size_t k = 0; k < batch.size(); ++k) {
       this->check_index(batch[k]);
-      const Index image = indices_[static_cast<std::size_t>(batch[k])];
+      labels[k] = images_.labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(batch[k])])];
+    }
+    const std::uint64_t first_draw = augmenter_ ? augmenter_->reserve(batch.size()) : 0;
+    const T scale = T(1) / T(255);
+    const auto count = static_cast<Index>(batch.size());
+    STRATUM_OMP(parallel for schedule(static))
+    for (Index k = 0; k < count; ++k) {
+      const Index image = indices_[static_cast<std::size_t>(batch[static_cast<std::size_t>(k)])];
       const std::uint8_t* source = images_.pixels.data() + image * image_size;
-      T* target = x.data() + static_cast<Index>(k) * image_size;
-      for (Index p = 0; p < image_size; ++p) target[p] = static_cast<T>(source[p]) * scale;
-      labels[k] = images_.labels[static_cast<std::size_t>(image)];
+      T* target = x.data() + k * image_size;
+      if (augmenter_)
+        augmenter_->augment(source, images_.width, images_.height, target, first_draw + static_cast<std::uint64_t>(k));
+      else
+        for (Index p = 0; p < image_size; ++p) target[p] = static_cast<T>(source[p]) * scale;
     }
   }
 
  private:
   const LabelledImages& images_;
   std::vector<Index> indices_;
+  ImageAugmenter* augmenter_;
 };
 
 }  // namespace stratum

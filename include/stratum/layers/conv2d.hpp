@@ -59,6 +59,7 @@ class Conv2D final : public Layer<T> {
                        std::to_string(kernel_size_.w) + " kernel with " + to_string(padding_) +
                        " padding does not fit input of shape " + in.to_batch_string());
     kernel_.name = "kernel";
+    kernel_.decayed = true;
     bias_.name = "bias";
     kernel_.allocate({kernel_size_.h, kernel_size_.w, in[2], filters_});
     bias_.allocate({filters_});

@@ -39,6 +39,7 @@ class Dense final : public Layer<T> {
   Shape do_build(const Shape& in, Random& rng) override {
     if (in.rank() != 1) this->fail_shape("(None, features) (add a Flatten layer before it)", in);
     kernel_.name = "kernel";
+    kernel_.decayed = true;
     bias_.name = "bias";
     kernel_.allocate({in[0], units_});
     bias_.allocate({units_});

@@ -27,6 +27,7 @@ class Dropout final : public Layer<T> {
   [[nodiscard]] LayerConfig config() const override { return {type_name(), {{"rate", rate_}}}; }
   /// The engine that draws the masks (its state belongs in a checkpoint).
   Random& rng() { return rng_; }
+  Random* random_engine() override { return &rng_; }
 
  protected:
   Shape do_build(const Shape& in, Random& rng) override {

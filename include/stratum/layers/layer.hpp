@@ -20,12 +20,17 @@ namespace stratum {
 /// Dropout and friends behave differently while training.
 enum class Mode { training, inference };
 
-/// A trainable tensor and the gradient of the loss with respect to it.
+/// A layer's weight tensor and the gradient of the loss with respect to it. Most weights are
+/// trained; a few (BatchNormalization's running statistics) are state the layer updates itself:
+/// saved with the model, counted as "non-trainable", never touched by an optimizer.
 template <typename T>
 struct Parameter {
-  std::string name;  // "kernel", "bias"
+  std::string name;  // "kernel", "bias", "gamma", "moving_mean", ...
   Tensor<T> value;
   Tensor<T> grad;
+  bool trainable = true;
+  /// Whether weight decay (AdamW's) shrinks it: kernels yes; biases and normalisation no.
+  bool decayed = false;
 
   void allocate(const Shape& shape) {
     value.resize(shape);
@@ -92,14 +97,20 @@ class Layer {
   /// The hyper-parameters that rebuild this layer (see LayerConfig).
   [[nodiscard]] virtual LayerConfig config() const { return {type_name(), {}}; }
 
-  /// The trainable parameters (empty for layers without any).
+  /// Every weight tensor, trainable or not, in Keras' order (empty for layers without any).
   virtual std::vector<Parameter<T>*> parameters() { return {}; }
 
-  [[nodiscard]] Index parameter_count() {
+  /// The number of weights; with `trainable_only`, only those an optimizer updates.
+  [[nodiscard]] Index parameter_count(bool trainable_only = false) {
     Index count = 0;
-    for (auto* p : parameters()) count += p->value.size();
+    for (auto* p : parameters())
+      if (p->trainable || !trainable_only) count += p->value.size();
     return count;
   }
+
+  /// The layer's own random engine, if it draws numbers while training (Dropout); its state
+  /// belongs in a checkpoint.
+  virtual Random* random_engine() { return nullptr; }
 
   /// "Conv2D 'conv2d_1'": how error messages name the layer.
   [[nodiscard]] std::string describe() const {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../callbacks.hpp"
 #include "../errors.hpp"
 
 namespace stratum {
@@ -15,23 +16,65 @@ struct History {
   std::vector<double> accuracy;
   std::vector<double> val_loss;      // empty when training had no validation data
   std::vector<double> val_accuracy;  // likewise
+  std::vector<double> learning_rate;  // the optimizer's at the end of each epoch (fit records it)
   std::vector<double> seconds;       // wall time of each epoch, validation included
 
   [[nodiscard]] std::size_t epochs() const { return loss.size(); }
   [[nodiscard]] bool has_validation() const { return !val_loss.empty(); }
 
-  /// Writes "epoch,loss,accuracy,val_loss,val_accuracy,seconds" with one row per epoch.
+  void append(const EpochLogs& logs) {
+    loss.push_back(logs.loss);
+    accuracy.push_back(logs.accuracy);
+    if (logs.val_loss) {
+      val_loss.push_back(*logs.val_loss);
+      val_accuracy.push_back(logs.val_accuracy.value_or(0.0));
+    }
+    learning_rate.push_back(logs.learning_rate);
+    seconds.push_back(logs.seconds);
+  }
+
+  /// The epochs of `later` after these (a resumed run's history after the checkpoint's).
+  void extend(const History& later) {
+    for (auto [mine, theirs] : {std::pair{&loss, &later.loss}, {&accuracy, &later.accuracy},
+                                {&val_loss, &later.val_loss}, {&val_accuracy, &later.val_accuracy},
+                                {&learning_rate, &later.learning_rate}, {&seconds, &later.seconds}})
+      mine->insert(mine->end(), theirs->begin(), theirs->end());
+  }
+
+  /// Writes "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds", a row per epoch.
   void write_csv(const std::string& path) const {
     std::ofstream out(path);
     if (!out) throw IoError("cannot write the training history to '" + path + "'");
-    out << "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n" << std::setprecision(8);
+    out << "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n" << std::setprecision(8);
     for (std::size_t e = 0; e < epochs(); ++e) {
       out << e + 1 << ',' << loss[e] << ',' << accuracy[e] << ',';
       if (has_validation()) out << val_loss[e] << ',' << val_accuracy[e];
       else out << ',';
+      out << ',';
+      if (e < learning_rate.size()) out << learning_rate[e];  // empty when not recorded
       out << ',' << seconds[e] << '\n';
     }
     if (!out) throw IoError("error while writing the training history to '" + path + "'");
+  }
+
+  void save(BinaryWriter& out) const {
+    for (const auto* column : {&loss, &accuracy, &val_loss, &val_accuracy, &learning_rate, &seconds}) {
+      out.put(static_cast<std::uint32_t>(column->size()));
+      out.put_array(std::span<const double>(*column));
+    }
+  }
+
+  void load(BinaryReader& in) {
+    for (auto* column : {&loss, &accuracy, &val_loss, &val_accuracy, &learning_rate, &seconds}) {
+      const auto n = in.get<std::uint32_t>();
+      if (n > (1u << 24)) in.fail("holds a history of " + std::to_string(n) + " epochs");
+      column->resize(n);
+      in.get_array(std::span<double>(*column));
+    }
+    const std::size_t n = loss.size();
+    if (accuracy.size() != n || learning_rate.size() != n || seconds.size() != n ||
+        val_accuracy.size() != val_loss.size() || (!val_loss.empty() && val_loss.size() != n))
+      in.fail("holds a history whose columns have different lengths");
   }
 };
 

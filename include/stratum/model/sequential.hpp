@@ -44,6 +44,9 @@ namespace stratum {
 template <typename T>
 struct FitOptions {
   int epochs = 1;
+  /// The epoch to start at (0-based), as Keras' initial_epoch: a resumed run trains epochs
+  /// [initial_epoch, epochs).
+  int initial_epoch = 0;
   Index batch_size = 32;
   bool shuffle = true;
   /// Fraction of the data, taken from its *end* before any shuffling (as Keras does), held out
@@ -138,6 +141,7 @@ class Sequential {
   /// Set to true (from a callback) to end `fit` after the current epoch.
   bool& stop_training() { return stop_training_; }
 
+  /// Every weight of every layer, trainable or not (what a model file stores).
   [[nodiscard]] std::vector<Parameter<T>*> parameters() {
     std::vector<Parameter<T>*> all;
     for (auto& l : layers_)
@@ -145,9 +149,17 @@ class Sequential {
     return all;
   }
 
-  [[nodiscard]] Index parameter_count() {
+  /// The weights the optimizer updates.
+  [[nodiscard]] std::vector<Parameter<T>*> trainable_parameters() {
+    std::vector<Parameter<T>*> trainable;
+    for (auto* p : parameters())
+      if (p->trainable) trainable.push_back(p);
+    return trainable;
+  }
+
+  [[nodiscard]] Index parameter_count(bool trainable_only = false) {
     Index count = 0;
-    for (auto& l : layers_) count += l->parameter_count();
+    for (auto& l : layers_) count += l->parameter_count(trainable_only);
     return count;
   }
 
@@ -171,11 +183,11 @@ class Sequential {
           std::to_string(l.parameter_count()));
       if (i + 1 < layers_.size()) out << '\n';
     }
-    const Index total = parameter_count();
+    const Index total = parameter_count(), trainable = parameter_count(true);
     out << double_rule << '\n'
         << "Total params: " << with_thousands(total) << '\n'
-        << "Trainable params: " << with_thousands(total) << '\n'
-        << "Non-trainable params: 0\n"
+        << "Trainable params: " << with_thousands(trainable) << '\n'
+        << "Non-trainable params: " << with_thousands(total - trainable) << '\n'
         << rule << '\n';
   }
 
@@ -204,15 +216,15 @@ class Sequential {
     const double batch_loss = loss().compute(output, labels, &d_outputs_.back());
     if (correct) *correct += loss().count_correct(output, labels);
     backward_from_last();
-    auto params = parameters();
-    optimizer().step(params);
+    trainable_ = trainable_parameters();
+    optimizer().step(trainable_);
     return batch_loss;
   }
 
   History fit(const Dataset<T>& data, const FitOptions<T>& options = {}) {
     check_dataset(data, "fit");
-    if (options.epochs < 0 || options.batch_size < 1)
-      throw Error("Sequential::fit: epochs must be >= 0 and batch_size >= 1");
+    if (options.epochs < 0 || options.batch_size < 1 || options.initial_epoch < 0)
+      throw Error("Sequential::fit: epochs and initial_epoch must be >= 0 and batch_size >= 1");
     if (options.validation_split < 0.0 || options.validation_split >= 1.0)
       throw Error("Sequential::fit: validation_split must be in [0, 1)");
 
@@ -222,7 +234,6 @@ class Sequential {
         split ? static_cast<Index>(static_cast<double>(n) * (1.0 - options.validation_split)) : n;
     if (train_count < 1) throw Error("Sequential::fit: no training samples");
     std::vector<Index> train_indices(static_cast<std::size_t>(train_count));
-    std::iota(train_indices.begin(), train_indices.end(), Index{0});
     std::vector<Index> val_indices;
     for (Index i = train_count; split && i < n; ++i) val_indices.push_back(i);
     const Dataset<T>* val_data = split ? &data : options.validation_data;
@@ -237,9 +248,12 @@ class Sequential {
     std::ostream& out = *options.out;
     for (auto* c : options.callbacks) c->on_train_begin(*this);
     const Index batches = (train_count + options.batch_size - 1) / options.batch_size;
-    for (int epoch = 0; epoch < options.epochs && !stop_training_; ++epoch) {
+    for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training_; ++epoch) {
       const auto start = std::chrono::steady_clock::now();
       for (auto* c : options.callbacks) c->on_epoch_begin(*this, epoch);
+      // Each epoch's order depends on the random engine alone (not on the previous order), so
+      // a checkpoint that stores the engine reproduces it.
+      std::iota(train_indices.begin(), train_indices.end(), Index{0});
       if (options.shuffle) rng_.shuffle(train_indices.begin(), train_indices.end());
       if (options.verbose == 1) out << "Epoch " << epoch + 1 << '/' << options.epochs << '\n';
       ProgressBar bar(out, batches);
@@ -249,6 +263,7 @@ class Sequential {
       for (Index b = 0; b < batches; ++b) {
         const Index first = b * options.batch_size;
         const Index count = std::min(options.batch_size, train_count - first);
+        for (auto* c : options.callbacks) c->on_batch_begin(*this, epoch, b);
         data.gather(std::span<const Index>(train_indices).subspan(static_cast<std::size_t>(first),
                                                                   static_cast<std::size_t>(count)),
                     batch_x_, batch_labels_);
@@ -271,8 +286,9 @@ class Sequential {
         logs.val_loss = v.loss;
         logs.val_accuracy = v.accuracy;
       }
+      logs.learning_rate = optimizer().learning_rate();
       logs.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      record(history, logs);
+      history.append(logs);
       if (options.verbose == 1) bar.finish(epoch_values(logs));
       if (options.verbose == 2) print_epoch_line(out, logs);
       for (auto* c : options.callbacks) c->on_epoch_end(*this, logs);
@@ -366,16 +382,6 @@ class Sequential {
                            i == 0 ? nullptr : &d_outputs_[i - 1]);
   }
 
-  static void record(History& history, const EpochLogs& logs) {
-    history.loss.push_back(logs.loss);
-    history.accuracy.push_back(logs.accuracy);
-    if (logs.val_loss) {
-      history.val_loss.push_back(*logs.val_loss);
-      history.val_accuracy.push_back(*logs.val_accuracy);
-    }
-    history.seconds.push_back(logs.seconds);
-  }
-
   static ProgressBar::Values epoch_values(const EpochLogs& logs) {
     ProgressBar::Values values{{"loss", logs.loss}, {"accuracy", logs.accuracy}};
     if (logs.val_loss) {
@@ -407,6 +413,7 @@ class Sequential {
   std::vector<Tensor<T>> d_outputs_;  // d_outputs_[i]: dL/d outputs_[i]
   Tensor<T> batch_x_;
   std::vector<int> batch_labels_;
+  std::vector<Parameter<T>*> trainable_;
 };
 
 }  // namespace stratum

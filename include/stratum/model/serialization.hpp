@@ -1,17 +1,15 @@
 // Model files: a Sequential model's architecture, loss and weights in one binary file.
 //
-// Layout (little-endian; "str" is a u32 length and that many bytes):
+// Layout (little-endian; "str" is a u32 length and that many bytes), inside the envelope of
+// file_envelope.hpp (magic 89 'S' 'T' 'R' 0D 0A 1A 0A, version 1, size ... checksum):
 //
-//   magic        8 bytes   89 'S' 'T' 'R' 0D 0A 1A 0A   (PNG's trick: catches text-mode mangling)
-//   version      u32       format version, currently 1
-//   file size    u64       the whole file's length, so truncation is recognised as such
 //   metadata     u32 n, then n pairs (str key, str value)     free-form: class names, image size...
 //   input shape  u32 rank, rank x i64
 //   loss         str type ("" for none), u8 from_logits
 //   layers       u32 n, then per layer:
 //                  str type, u32 k, k x (str key, f64 value)      its LayerConfig
 //                  u32 p, then per parameter: str name, u32 rank, rank x i64, f32 values
-//   checksum     u64       FNV-1a of every byte before it
+//                  (every weight, the non-trainable ones such as moving statistics included)
 //
 // Saving writes a temporary file and renames it over the target, so a crash never leaves a
 // half-written model in place of a good one. Loading checks the magic, the version, the size
@@ -27,10 +25,13 @@
 
 #include "../data/binary_io.hpp"
 #include "../hash.hpp"
+#include "file_envelope.hpp"
+#include "../layers/batch_normalization.hpp"
 #include "../layers/conv2d.hpp"
 #include "../layers/dense.hpp"
 #include "../layers/dropout.hpp"
 #include "../layers/flatten.hpp"
+#include "../layers/global_average_pooling2d.hpp"
 #include "../layers/max_pool2d.hpp"
 #include "../layers/relu.hpp"
 #include "../layers/sigmoid.hpp"
@@ -41,7 +42,7 @@
 
 namespace stratum {
 
-inline constexpr std::uint8_t model_magic[8] = {0x89, 'S', 'T', 'R', 0x0D, 0x0A, 0x1A, 0x0A};
+inline constexpr detail::Magic model_magic = detail::file_magic('R');
 inline constexpr std::uint32_t model_format_version = 1;
 
 using Metadata = std::map<std::string, std::string>;
@@ -84,6 +85,9 @@ std::unique_ptr<Layer<T>> layer_from_config(const LayerConfig& c) {
   if (c.type == "Dense") return std::make_unique<Dense<T>>(index("units"), activation());
   if (c.type == "Dropout") return std::make_unique<Dropout<T>>(c.get("rate"));
   if (c.type == "Flatten") return std::make_unique<Flatten<T>>();
+  if (c.type == "BatchNormalization")
+    return std::make_unique<BatchNormalization<T>>(c.get("momentum"), c.get("epsilon"));
+  if (c.type == "GlobalAveragePooling2D") return std::make_unique<GlobalAveragePooling2D<T>>();
   if (c.type == "ReLU") return std::make_unique<ReLU<T>>();
   if (c.type == "Sigmoid") return std::make_unique<Sigmoid<T>>();
   if (c.type == "Softmax") return std::make_unique<Softmax<T>>();
@@ -96,6 +100,7 @@ inline double parameter_count(const LayerConfig& c, const Shape& input) {
   if (c.type == "Conv2D" && input.rank() == 3)
     return c.get("kernel_h") * c.get("kernel_w") * double(input[2]) * c.get("filters") + c.get("filters");
   if (c.type == "Dense" && input.rank() == 1) return double(input[0]) * c.get("units") + c.get("units");
+  if (c.type == "BatchNormalization" && input.rank() >= 1) return 4.0 * double(input[input.rank() - 1]);
   return 0;
 }
 
@@ -111,9 +116,7 @@ std::unique_ptr<Loss<T>> loss_from_name(const std::string& name, bool from_logit
 template <typename T>
 std::vector<std::uint8_t> serialize_model(Sequential<T>& model, const Metadata& metadata = {}) {
   BinaryWriter w;
-  w.put_array(std::span<const std::uint8_t>(model_magic, 8));
-  w.put(model_format_version);
-  w.put(std::uint64_t{0});  // the file size, filled in below
+  detail::begin_envelope(w, model_magic, model_format_version);
   w.put(static_cast<std::uint32_t>(metadata.size()));
   for (const auto& [key, value] : metadata) {
     w.put_string(key);
@@ -144,11 +147,7 @@ std::vector<std::uint8_t> serialize_model(Sequential<T>& model, const Metadata& 
       for (T v : p->value) w.put(static_cast<float>(v));
     }
   }
-  auto& bytes = w.bytes();
-  const std::uint64_t size = bytes.size() + 8;
-  std::memcpy(bytes.data() + 12, &size, 8);
-  w.put(Fnv1a().add(std::span<const std::uint8_t>(bytes)).value());
-  return std::move(bytes);
+  return detail::seal_envelope(w);
 }
 
 /// Saves atomically: a crash leaves the previous file, never a partial one.
@@ -160,32 +159,7 @@ void save_model(Sequential<T>& model, const std::filesystem::path& path,
 
 template <typename T = float>
 LoadedModel<T> deserialize_model(std::span<const std::uint8_t> bytes, const std::string& name) {
-  constexpr std::size_t header = 8 + 4 + 8;
-  if (bytes.size() < 8 || std::memcmp(bytes.data(), model_magic, 8) != 0)
-    throw IoError("'" + name + "' is not a stratum model file");
-  if (bytes.size() < header + 8)
-    throw IoError("'" + name + "' is truncated: only " + std::to_string(bytes.size()) + " bytes");
-  std::uint32_t version = 0;
-  std::uint64_t size = 0;
-  std::memcpy(&version, bytes.data() + 8, 4);
-  std::memcpy(&size, bytes.data() + 12, 8);
-  if (version > model_format_version)
-    throw IoError("'" + name + "' was written in model format version " + std::to_string(version) +
-                  "; this build of stratum reads versions up to " +
-                  std::to_string(model_format_version) + ": update stratum to load it");
-  if (version == 0) throw IoError("'" + name + "' has an invalid format version 0");
-  if (bytes.size() < size)
-    throw IoError("'" + name + "' is truncated: " + std::to_string(bytes.size()) + " of " +
-                  std::to_string(size) + " bytes");
-  if (bytes.size() > size)
-    throw IoError("'" + name + "' has " + std::to_string(bytes.size() - size) +
-                  " unexpected bytes after the end of the model");
-  std::uint64_t checksum = 0;
-  std::memcpy(&checksum, bytes.data() + bytes.size() - 8, 8);
-  if (Fnv1a().add(bytes.first(bytes.size() - 8)).value() != checksum)
-    throw IoError("'" + name + "' is corrupt: its checksum does not match its contents");
-
-  BinaryReader r(bytes.subspan(header, bytes.size() - header - 8), name);
+  BinaryReader r = detail::open_envelope(bytes, name, model_magic, "model", model_format_version);
   LoadedModel<T> loaded;
   const auto metadata_count = r.get<std::uint32_t>();
   for (std::uint32_t i = 0; i < metadata_count; ++i) {

@@ -48,6 +48,8 @@ class SGD final : public Optimizer<T> {
   }
 
  private:
+  std::vector<std::vector<Tensor<T>>*> state_slots() override { return {&velocity_}; }
+
   double momentum_;
   bool nesterov_;
   std::vector<Tensor<T>> velocity_;
