@@ -203,6 +203,11 @@ TEST_CASE("predict classifies every image of a folder and sums up") {
   CHECK(!contains(folder.output, "readme"));
   CHECK(contains(folder.output, "9 images: with_mask "));
   CHECK(contains(folder.output, ", unreadable 0"));
+  // No --model: the shipped model in models/ classifies it, no dataset or training needed.
+  const Run shipped = run("predict " + quoted(data / "with_mask/with_mask_1.jpg"));
+  INFO(shipped.output);
+  CHECK(shipped.exit_code == 0);
+  CHECK(contains(shipped.output, "with_mask_1.jpg: "));
   fs::create_directories(dir.path() / "empty");
   stratum::testing::write_bytes(dir.path() / "empty" / "notes.txt", {'h', 'i'});
   const Run empty = run("predict --model " + quoted(model) + " " + quoted(dir.path() / "empty"));
