@@ -4,11 +4,13 @@
 #
 #   scripts/install-deps.sh             the build, tests, fuzzers, examples and benchmarks
 #   scripts/install-deps.sh --golden    also python3-torch, to regenerate tests/data/golden_*
+#   scripts/install-deps.sh --onednn    also oneDNN, which the benchmarks then compare with
 set -euo pipefail
 
 # clang and its runtime libraries build the libFuzzer targets.
 packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev clang libclang-rt-dev)
 [[ "${1:-}" == "--golden" ]] && packages+=(python3-torch python3-numpy)
+[[ "${1:-}" == "--onednn" ]] && packages+=(libdnnl-dev)
 
 missing=()
 for package in "${packages[@]}"; do
