@@ -11,8 +11,9 @@ namespace {
 std::unique_ptr<Sequential<float>> network(const std::string& arch) {
   auto model = mask_detection::build_network(arch, 1);
   const auto recipe = mask_detection::recipe(arch);
-  model->compile(mask_detection::network_loss(arch),
-                 std::make_unique<Adam<float>>(recipe.learning_rate, 0.9, 0.999, 1e-7, recipe.weight_decay));
+  model->compile(
+      mask_detection::network_loss(arch),
+      std::make_unique<Adam<float>>(recipe.learning_rate, 0.9, 0.999, 1e-7, recipe.weight_decay));
   return model;
 }
 
@@ -63,15 +64,33 @@ void inference(benchmark::State& state, const std::string& arch) {
   report(state, flops_per_image(*model, false) * double(batch), double(batch));
 }
 
-void notebook_train_step(benchmark::State& state) { train_step(state, "seed"); }
-void notebook_inference(benchmark::State& state) { inference(state, "seed"); }
-void compact_train_step(benchmark::State& state) { train_step(state, "compact"); }
-void compact_inference(benchmark::State& state) { inference(state, "compact"); }
+void notebook_train_step(benchmark::State& state) {
+  train_step(state, "seed");
+}
+void notebook_inference(benchmark::State& state) {
+  inference(state, "seed");
+}
+void compact_train_step(benchmark::State& state) {
+  train_step(state, "compact");
+}
+void compact_inference(benchmark::State& state) {
+  inference(state, "compact");
+}
 
 BENCHMARK(notebook_train_step)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3);
-BENCHMARK(notebook_inference)->Arg(32)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
+BENCHMARK(notebook_inference)
+    ->Arg(32)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
 BENCHMARK(compact_train_step)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3);
-BENCHMARK(compact_inference)->Arg(32)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
+BENCHMARK(compact_inference)
+    ->Arg(32)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
 
 }  // namespace
 }  // namespace stratum::bench

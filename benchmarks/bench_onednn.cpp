@@ -24,10 +24,11 @@ dnnl::engine& engine() {
 
 /// A memory of descriptor `md` holding random values, written through a plain layout `plain`
 /// and reordered into `md`'s (so that blocked layouts get their padding right).
-memory random_memory(const memory::desc& md, const memory::dims& dims, Tag plain, std::uint64_t seed,
-                     dnnl::stream& stream) {
+memory random_memory(const memory::desc& md, const memory::dims& dims, Tag plain,
+                     std::uint64_t seed, dnnl::stream& stream) {
   memory source({dims, memory::data_type::f32, plain}, engine());
-  const auto values = random_buffer(static_cast<Index>(source.get_desc().get_size() / sizeof(float)), seed);
+  const auto values =
+      random_buffer(static_cast<Index>(source.get_desc().get_size() / sizeof(float)), seed);
   std::copy(values.begin(), values.end(), static_cast<float*>(source.get_data_handle()));
   if (md == source.get_desc()) return source;
   memory target(md, engine());
@@ -41,18 +42,21 @@ void convolution(benchmark::State& state, WindowGeometry (*geometry)(Index), boo
   const WindowGeometry g = geometry(state.range(0));
   dnnl::stream stream(engine());
   // oneDNN's dimensions are always given in NCHW / OIHW order; the tag says the memory layout.
-  const memory::dims src{g.batch, g.in_c, g.in_h, g.in_w}, weights{g.out_c, g.in_c, g.kernel_h, g.kernel_w},
-      bias{g.out_c}, dst{g.batch, g.out_c, g.out_h, g.out_w}, strides{g.stride_h, g.stride_w},
+  const memory::dims src{g.batch, g.in_c, g.in_h, g.in_w},
+      weights{g.out_c, g.in_c, g.kernel_h, g.kernel_w}, bias{g.out_c},
+      dst{g.batch, g.out_c, g.out_h, g.out_w}, strides{g.stride_h, g.stride_w},
       pad_before{g.pad_top, g.pad_left},
       pad_after{(g.out_h - 1) * g.stride_h + g.kernel_h - g.in_h - g.pad_top,
                 (g.out_w - 1) * g.stride_w + g.kernel_w - g.in_w - g.pad_left};
   const auto f32 = memory::data_type::f32;
   const Tag act = blocked ? Tag::any : Tag::nhwc, wgt = blocked ? Tag::any : Tag::hwio;
-  const memory::desc src_md(src, f32, act), w_md(weights, f32, wgt), b_md(bias, f32, Tag::x), dst_md(dst, f32, act);
+  const memory::desc src_md(src, f32, act), w_md(weights, f32, wgt), b_md(bias, f32, Tag::x),
+      dst_md(dst, f32, act);
 
   const dnnl::convolution_forward::primitive_desc forward_pd(
-      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                      src_md, w_md, b_md, dst_md, strides, pad_before, pad_after),
+      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                      dnnl::algorithm::convolution_direct, src_md, w_md, b_md,
+                                      dst_md, strides, pad_before, pad_after),
       engine());
   memory x = random_memory(forward_pd.src_desc(), src, Tag::nhwc, 1, stream);
   memory w = random_memory(forward_pd.weights_desc(), weights, Tag::hwio, 2, stream);
@@ -63,27 +67,31 @@ void convolution(benchmark::State& state, WindowGeometry (*geometry)(Index), boo
   std::unordered_map<int, memory> args;
   if constexpr (pass == Pass::forward) {
     primitive = dnnl::convolution_forward(forward_pd);
-    args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_BIAS, b},
+    args = {{DNNL_ARG_SRC, x},
+            {DNNL_ARG_WEIGHTS, w},
+            {DNNL_ARG_BIAS, b},
             {DNNL_ARG_DST, memory(forward_pd.dst_desc(), engine())}};
   } else if constexpr (pass == Pass::backward_data) {
     const dnnl::convolution_backward_data::primitive_desc pd(
-        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src_md, w_md, dst_md,
-                                              strides, pad_before, pad_after),
+        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src_md, w_md,
+                                              dst_md, strides, pad_before, pad_after),
         engine(), forward_pd);
     primitive = dnnl::convolution_backward_data(pd);
     memory w_for_pass = random_memory(pd.weights_desc(), weights, Tag::hwio, 2, stream);
     memory dz_for_pass = random_memory(pd.diff_dst_desc(), dst, Tag::nhwc, 4, stream);
-    args = {{DNNL_ARG_DIFF_DST, dz_for_pass}, {DNNL_ARG_WEIGHTS, w_for_pass},
+    args = {{DNNL_ARG_DIFF_DST, dz_for_pass},
+            {DNNL_ARG_WEIGHTS, w_for_pass},
             {DNNL_ARG_DIFF_SRC, memory(pd.diff_src_desc(), engine())}};
   } else {
     const dnnl::convolution_backward_weights::primitive_desc pd(
-        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src_md, w_md, b_md,
-                                                 dst_md, strides, pad_before, pad_after),
+        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src_md, w_md,
+                                                 b_md, dst_md, strides, pad_before, pad_after),
         engine(), forward_pd);
     primitive = dnnl::convolution_backward_weights(pd);
     memory x_for_pass = random_memory(pd.src_desc(), src, Tag::nhwc, 1, stream);
     memory dz_for_pass = random_memory(pd.diff_dst_desc(), dst, Tag::nhwc, 4, stream);
-    args = {{DNNL_ARG_SRC, x_for_pass}, {DNNL_ARG_DIFF_DST, dz_for_pass},
+    args = {{DNNL_ARG_SRC, x_for_pass},
+            {DNNL_ARG_DIFF_DST, dz_for_pass},
             {DNNL_ARG_DIFF_WEIGHTS, memory(pd.diff_weights_desc(), engine())},
             {DNNL_ARG_DIFF_BIAS, memory(pd.diff_bias_desc(), engine())}};
   }
@@ -97,10 +105,14 @@ void convolution(benchmark::State& state, WindowGeometry (*geometry)(Index), boo
   state.SetLabel(blocked ? "oneDNN, its own layout" : "oneDNN, NHWC");
 }
 
-#define STRATUM_ONEDNN_BENCH(name, pass, geometry)                                                        \
-  void name##_onednn_nhwc(benchmark::State& state) { convolution<pass>(state, geometry, false); }         \
-  void name##_onednn_blocked(benchmark::State& state) { convolution<pass>(state, geometry, true); }       \
-  BENCHMARK(name##_onednn_nhwc)->Arg(32)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();           \
+#define STRATUM_ONEDNN_BENCH(name, pass, geometry)                                              \
+  void name##_onednn_nhwc(benchmark::State& state) {                                            \
+    convolution<pass>(state, geometry, false);                                                  \
+  }                                                                                             \
+  void name##_onednn_blocked(benchmark::State& state) {                                         \
+    convolution<pass>(state, geometry, true);                                                   \
+  }                                                                                             \
+  BENCHMARK(name##_onednn_nhwc)->Arg(32)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime(); \
   BENCHMARK(name##_onednn_blocked)->Arg(32)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()
 
 STRATUM_ONEDNN_BENCH(conv1_forward, Pass::forward, conv1_geometry);

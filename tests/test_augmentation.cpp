@@ -25,15 +25,19 @@ LabelledImages random_images(int count, int width, int height, std::uint64_t see
 }
 
 AugmentationOptions none() {
-  return {.horizontal_flip = false, .max_rotation_degrees = 0, .max_zoom = 0, .max_shift = 0,
-          .max_brightness = 0, .max_contrast = 0};
+  return {.horizontal_flip = false,
+          .max_rotation_degrees = 0,
+          .max_zoom = 0,
+          .max_shift = 0,
+          .max_brightness = 0,
+          .max_contrast = 0};
 }
 
 std::vector<float> augmented(const ImageAugmenter& augmenter, const LabelledImages& images,
                              Index image, std::uint64_t draw) {
   std::vector<float> out(static_cast<std::size_t>(images.image_size()));
-  augmenter.augment(images.pixels.data() + image * images.image_size(), images.width,
-                    images.height, out.data(), draw);
+  augmenter.augment(images.pixels.data() + image * images.image_size(), images.width, images.height,
+                    out.data(), draw);
   return out;
 }
 
@@ -60,8 +64,10 @@ TEST_CASE("A flip alone mirrors the image exactly, for about half of the samples
       for (int x = 0; x < 9; ++x)
         for (int c = 0; c < 3; ++c) {
           const float v = out[static_cast<std::size_t>((y * 9 + x) * 3 + c)];
-          const double original = images.pixels[static_cast<std::size_t>((y * 9 + x) * 3 + c)] / 255.0;
-          const double mirrored = images.pixels[static_cast<std::size_t>((y * 9 + 8 - x) * 3 + c)] / 255.0;
+          const double original =
+              images.pixels[static_cast<std::size_t>((y * 9 + x) * 3 + c)] / 255.0;
+          const double mirrored =
+              images.pixels[static_cast<std::size_t>((y * 9 + 8 - x) * 3 + c)] / 255.0;
           mirror = mirror && std::abs(v - mirrored) < 1e-5;
           same = same && std::abs(v - original) < 1e-5;
         }
@@ -81,7 +87,8 @@ TEST_CASE("Augmentation is seeded per sample number, stays in [0, 1] and changes
   CHECK(first != augmented(other_seed, images, 0, 4));
   for (float v : first) REQUIRE((v >= 0.0f && v <= 1.0f));
   double difference = 0;
-  for (std::size_t i = 0; i < first.size(); ++i) difference += std::abs(first[i] - images.pixels[i] / 255.0);
+  for (std::size_t i = 0; i < first.size(); ++i)
+    difference += std::abs(first[i] - images.pixels[i] / 255.0);
   CHECK(difference / double(first.size()) > 0.01);
 }
 
@@ -112,7 +119,9 @@ TEST_CASE("Brightness moves the mean; contrast scales deviations around it") {
   CHECK(highest_spread / lowest_spread > 2);
 }
 
-TEST_CASE("ImageDataset: augmentation only when given, the same on 1 and 2 threads, counted for checkpoints") {
+TEST_CASE(
+    "ImageDataset: augmentation only when given, the same on 1 and 2 threads, counted for "
+    "checkpoints") {
   const LabelledImages images = random_images(10, 17, 11, 5);
   std::vector<Index> all(10);
   std::iota(all.begin(), all.end(), Index{0});
@@ -122,7 +131,8 @@ TEST_CASE("ImageDataset: augmentation only when given, the same on 1 and 2 threa
   Tensor<float> x;
   std::vector<int> labels;
   plain.gather(batch, x, labels);
-  CHECK(x[0] == doctest::Approx(images.pixels[static_cast<std::size_t>(3 * images.image_size())] / 255.0));
+  CHECK(x[0] ==
+        doctest::Approx(images.pixels[static_cast<std::size_t>(3 * images.image_size())] / 255.0));
   CHECK(labels == std::vector<int>{1, 1, 0, 1, 1, 1, 0});
 
   auto run = [&](int threads) {

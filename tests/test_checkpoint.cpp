@@ -29,7 +29,8 @@ LabelledImages stripes() {
   LabelledImages images;
   images.width = images.height = 12;
   images.class_names = {"horizontal", "vertical"};
-  for (float v : synthetic.images) images.pixels.push_back(static_cast<std::uint8_t>(std::clamp(v, 0.0f, 1.0f) * 255));
+  for (float v : synthetic.images)
+    images.pixels.push_back(static_cast<std::uint8_t>(std::clamp(v, 0.0f, 1.0f) * 255));
   images.labels = synthetic.labels;
   for (Index i = 0; i < 60; ++i) {
     images.files.push_back(std::to_string(i));
@@ -80,12 +81,14 @@ std::vector<float> train(const LabelledImages& images, const fs::path& checkpoin
   std::iota(train_part.begin(), train_part.end(), Index{0});
   std::iota(validation_part.begin(), validation_part.end(), Index{48});
   ImageAugmenter augmenter(5);
-  const ImageDataset<float> train_data(images, train_part, &augmenter), validation(images, validation_part);
+  const ImageDataset<float> train_data(images, train_part, &augmenter),
+      validation(images, validation_part);
 
   const long long steps = epochs * (48 / batch_size);
   LearningRateScheduler<float> schedule(cosine_decay(3e-3, steps, 0.1));
   ReduceLROnPlateau<float> plateau({.monitor = "val_loss", .factor = 0.5, .patience = 1});
-  EarlyStopping<float> stopping({.monitor = "val_loss", .patience = 2, .restore_best_weights = true});
+  EarlyStopping<float> stopping(
+      {.monitor = "val_loss", .patience = 2, .restore_best_weights = true});
   std::vector<Stateful*> state{&plateau, &stopping, &augmenter};
 
   TrainingProgress progress;
@@ -107,7 +110,8 @@ std::vector<float> train(const LabelledImages& images, const fs::path& checkpoin
   model.fit(train_data, options);
 
   std::vector<float> weights;
-  for (auto* p : model.parameters()) weights.insert(weights.end(), p->value.begin(), p->value.end());
+  for (auto* p : model.parameters())
+    weights.insert(weights.end(), p->value.begin(), p->value.end());
   return weights;
 }
 
@@ -131,7 +135,8 @@ TEST_CASE("A run interrupted at any point and resumed ends bit-identical to an u
   REQUIRE(last >= 2);
 
   // First batch of a run, middle of an epoch, last batch of an epoch, the last epoch.
-  for (const Interruption at : {Interruption{0, 0}, Interruption{1, 3}, Interruption{2, 5}, Interruption{last, 2}}) {
+  for (const Interruption at :
+       {Interruption{0, 0}, Interruption{1, 3}, Interruption{2, 5}, Interruption{last, 2}}) {
     CAPTURE(at.epoch);
     CAPTURE(at.batch);
     fs::remove(path);
@@ -171,26 +176,34 @@ TEST_CASE("A checkpoint records its progress and history and refuses what does n
 
   // Too few pieces of extra state: refused, naming the file.
   std::vector<Stateful*> fewer{&plateau, &stopping};
-  CHECK_THROWS_WITH_AS(load_checkpoint(path, model, fewer), doctest::Contains("run.checkpoint"), IoError);
+  CHECK_THROWS_WITH_AS(load_checkpoint(path, model, fewer), doctest::Contains("run.checkpoint"),
+                       IoError);
 
   // Another architecture: refused, naming the layer.
   Sequential<float> other({12, 12, 3}, 3);
   other.add<Conv2D>(7, 3, Activation::linear, 1, Padding::same);
   other.add<GlobalAveragePooling2D>();
   other.add<Dense>(2);
-  other.compile(std::make_unique<SparseCategoricalCrossentropy<float>>(true), std::make_unique<Adam<float>>());
-  CHECK_THROWS_WITH_AS(load_checkpoint(path, other, state), doctest::Contains("architecture"), IoError);
+  other.compile(std::make_unique<SparseCategoricalCrossentropy<float>>(true),
+                std::make_unique<Adam<float>>());
+  CHECK_THROWS_WITH_AS(load_checkpoint(path, other, state), doctest::Contains("architecture"),
+                       IoError);
 
   // Another optimizer: refused.
-  model.compile(std::make_unique<SparseCategoricalCrossentropy<float>>(true), std::make_unique<SGD<float>>());
-  CHECK_THROWS_WITH_AS(load_checkpoint(path, model, state), doctest::Contains("optimizer"), IoError);
+  model.compile(std::make_unique<SparseCategoricalCrossentropy<float>>(true),
+                std::make_unique<SGD<float>>());
+  CHECK_THROWS_WITH_AS(load_checkpoint(path, model, state), doctest::Contains("optimizer"),
+                       IoError);
 
   // Truncated, or one byte changed: refused before anything is read.
   std::vector<std::uint8_t> bytes = read_file(path);
-  const std::vector<std::uint8_t> truncated(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2));
-  CHECK_THROWS_WITH_AS(restore_checkpoint(truncated, "half", model, state), doctest::Contains("truncated"), IoError);
+  const std::vector<std::uint8_t> truncated(
+      bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2));
+  CHECK_THROWS_WITH_AS(restore_checkpoint(truncated, "half", model, state),
+                       doctest::Contains("truncated"), IoError);
   bytes[bytes.size() / 2] ^= 0x40;
-  CHECK_THROWS_WITH_AS(restore_checkpoint(bytes, "flipped", model, state), doctest::Contains("corrupt"), IoError);
+  CHECK_THROWS_WITH_AS(restore_checkpoint(bytes, "flipped", model, state),
+                       doctest::Contains("corrupt"), IoError);
   // A model file is not a checkpoint.
   CHECK_THROWS_WITH_AS(restore_checkpoint(serialize_model(model), "model", model, state),
                        doctest::Contains("not a stratum checkpoint"), IoError);
@@ -216,9 +229,16 @@ TEST_CASE("Schedules: cosine decay, step decay and warm-up give the documented r
 TEST_CASE("ReduceLROnPlateau and EarlyStopping follow Keras' counting") {
   Sequential<float> model({2}, 0);
   model.add<Dense>(2);
-  model.compile(std::make_unique<SparseCategoricalCrossentropy<float>>(true), std::make_unique<Adam<float>>(1.0));
-  ReduceLROnPlateau<float> plateau({.monitor = "val_loss", .factor = 0.5, .patience = 2, .min_delta = 0, .cooldown = 1, .min_lr = 0.2});
-  EarlyStopping<float> stopping({.monitor = "val_loss", .patience = 3, .restore_best_weights = true});
+  model.compile(std::make_unique<SparseCategoricalCrossentropy<float>>(true),
+                std::make_unique<Adam<float>>(1.0));
+  ReduceLROnPlateau<float> plateau({.monitor = "val_loss",
+                                    .factor = 0.5,
+                                    .patience = 2,
+                                    .min_delta = 0,
+                                    .cooldown = 1,
+                                    .min_lr = 0.2});
+  EarlyStopping<float> stopping(
+      {.monitor = "val_loss", .patience = 3, .restore_best_weights = true});
   auto epoch = [&](int e, double val_loss) {
     EpochLogs logs;
     logs.epoch = e;
@@ -249,7 +269,8 @@ TEST_CASE("ReduceLROnPlateau and EarlyStopping follow Keras' counting") {
   CHECK(stopping.best_epoch() == 1);
 
   EpochLogs no_validation;
-  CHECK_THROWS_WITH_AS(plateau.on_epoch_end(model, no_validation), doctest::Contains("no validation data"), Error);
+  CHECK_THROWS_WITH_AS(plateau.on_epoch_end(model, no_validation),
+                       doctest::Contains("no validation data"), Error);
   CHECK_THROWS_AS(Monitor("val_f1"), Error);
 }
 

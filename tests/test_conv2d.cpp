@@ -134,7 +134,7 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
   close(dw, dw_ref, "im2col backward weights");
   close(db, db_ref, "im2col backward bias");
   if (kernels::direct_filter_count(cc.f)) {
-    kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data());
+    kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data(), workspace);
     kernels::conv2d_backward_weights_direct(g, x.data(), dz.data(), dw.data(), db.data(), workspace);
     close(z, z_ref, "direct forward");
     close(dw, dw_ref, "direct backward weights");
@@ -165,6 +165,32 @@ TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes
   // The notebook's two layer shapes, on one image.
   compare_with_reference<float>({1, 128, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
   compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
+}
+
+TEST_CASE("conv2d kernels match the reference when their output is large enough to stream") {
+  // Over 16 MB of output, forward writes it with non-temporal stores (stream_copy.hpp).
+  const ConvCase conv1{9, 128, 128, 3, 32, 3, 1, Padding::valid};  // 18.3 MB, direct and im2col
+  const ConvCase conv2{18, 63, 63, 32, 64, 3, 1, Padding::valid};  // 17.1 MB, im2col
+  for (const ConvCase& cc : {conv1, conv2}) {
+    const Index out = cc.batch * (cc.h - 2) * (cc.w - 2) * cc.f;
+    REQUIRE(kernels::worth_streaming<float>(out));
+    compare_with_reference<float>(cc, 9, 2e-5);
+  }
+}
+
+TEST_CASE("stream_copy copies exactly at every alignment and length") {
+  AlignedVector<float> source(200), target(220);
+  for (std::size_t i = 0; i < source.size(); ++i) source[i] = float(i) + 0.5f;
+  for (Index offset : {0, 1, 3, 8, 16}) {
+    for (Index count : {0, 1, 15, 16, 17, 33, 200}) {
+      std::fill(target.begin(), target.end(), -1.0f);
+      kernels::stream_copy(source.data(), target.data() + offset, count);
+      for (Index i = 0; i < 220; ++i) {
+        const bool inside = i >= offset && i < offset + count;
+        REQUIRE(target[static_cast<std::size_t>(i)] == (inside ? source[static_cast<std::size_t>(i - offset)] : -1.0f));
+      }
+    }
+  }
 }
 
 TEST_CASE("conv2d kernels: one and two threads agree") {

@@ -24,7 +24,9 @@ TEST_CASE("BatchNormalization: gradient checks in training and inference, images
   check_layer_gradients(inference, 3, 8, Mode::inference);
 }
 
-TEST_CASE("BatchNormalization: training normalises with batch statistics and updates Keras' moving ones") {
+TEST_CASE(
+    "BatchNormalization: training normalises with batch statistics and updates Keras' moving "
+    "ones") {
   Random rng(0);
   BatchNormalization<double> bn;  // momentum 0.99, epsilon 1e-3
   bn.build({2}, rng);
@@ -38,7 +40,8 @@ TEST_CASE("BatchNormalization: training normalises with batch statistics and upd
   }
   bn.forward(x, y, Mode::training);
   // Channel 0: mean 3, biased variance (4 + 1 + 0 + 9) / 4 = 3.5.
-  for (Index n = 0; n < 4; ++n) CHECK(y[n * 2 + 0] == doctest::Approx((column0[n] - 3) / std::sqrt(3.5 + 1e-3)));
+  for (Index n = 0; n < 4; ++n)
+    CHECK(y[n * 2 + 0] == doctest::Approx((column0[n] - 3) / std::sqrt(3.5 + 1e-3)));
   // Channel 1 is constant: zero variance, so xhat = 0 and y = beta = 0 (epsilon keeps it finite).
   for (Index n = 0; n < 4; ++n) CHECK(y[n * 2 + 1] == 0.0);
   CHECK(bn.moving_mean().value[0] == doctest::Approx(0.01 * 3));
@@ -58,7 +61,8 @@ TEST_CASE("BatchNormalization: the optimizer never touches the moving statistics
   model.add<BatchNormalization>();
   model.add<GlobalAveragePooling2D>();
   model.add<Dense>(2);
-  model.compile(std::make_unique<SparseCategoricalCrossentropy<double>>(true), std::make_unique<Adam<double>>());
+  model.compile(std::make_unique<SparseCategoricalCrossentropy<double>>(true),
+                std::make_unique<Adam<double>>());
   CHECK(model.parameter_count() == (27 * 5 + 5) + 20 + 12);
   CHECK(model.parameter_count(true) == (27 * 5 + 5) + 10 + 12);
   CHECK(model.trainable_parameters().size() == 6);
@@ -78,7 +82,8 @@ TEST_CASE("BatchNormalization: the optimizer never touches the moving statistics
   for (Index c = 0; c < 5; ++c) {
     double mean = 0, variance = 0;
     for (Index r = 0; r < rows; ++r) mean += conv_out[r * 5 + c] / double(rows);
-    for (Index r = 0; r < rows; ++r) variance += std::pow(conv_out[r * 5 + c] - mean, 2) / double(rows);
+    for (Index r = 0; r < rows; ++r)
+      variance += std::pow(conv_out[r * 5 + c] - mean, 2) / double(rows);
     CHECK(bn.moving_mean().value[c] == doctest::Approx(0.01 * mean));
     CHECK(bn.moving_variance().value[c] == doctest::Approx(0.99 + 0.01 * variance));
   }

@@ -62,8 +62,8 @@ class EarlyStopping final : public Callback<T> {
     for (std::size_t i = 0; i < params.size(); ++i)
       std::copy(best_weights_[i].begin(), best_weights_[i].end(), params[i]->value.begin());
     if (options_.log)
-      *options_.log << "Restored the weights of epoch " << best_epoch_ + 1 << " (" << monitor_.name()
-                    << " " << best_ << ")\n";
+      *options_.log << "Restored the weights of epoch " << best_epoch_ + 1 << " ("
+                    << monitor_.name() << " " << best_ << ")\n";
   }
 
   void save_state(BinaryWriter& out) const override {
@@ -86,7 +86,8 @@ class EarlyStopping final : public Callback<T> {
     best_weights_.assign(count, {});
     for (auto& w : best_weights_) {
       const auto size = in.get<std::uint64_t>();
-      if (size > in.remaining() / sizeof(T)) in.fail("holds an early-stopping state larger than the file");
+      if (size > in.remaining() / sizeof(T))
+        in.fail("holds an early-stopping state larger than the file");
       w.resize(Shape{static_cast<Index>(size)});
       in.get_array(std::span<T>(w.data(), static_cast<std::size_t>(size)));
     }

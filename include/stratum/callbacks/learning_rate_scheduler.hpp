@@ -20,7 +20,8 @@ namespace stratum {
 /// Maps the number of optimizer steps taken so far to a learning rate.
 using LearningRateSchedule = std::function<double(long long step)>;
 
-inline LearningRateSchedule cosine_decay(double initial, long long decay_steps, double alpha = 0.0) {
+inline LearningRateSchedule cosine_decay(double initial, long long decay_steps,
+                                         double alpha = 0.0) {
   if (decay_steps < 1) throw Error("cosine_decay: decay_steps must be >= 1");
   return [=](long long step) {
     const double progress = double(std::min(step, decay_steps)) / double(decay_steps);

@@ -13,7 +13,8 @@ namespace stratum {
 
 class Monitor {
  public:
-  explicit Monitor(std::string name, double min_delta = 0) : name_(std::move(name)), min_delta_(std::abs(min_delta)) {
+  explicit Monitor(std::string name, double min_delta = 0)
+      : name_(std::move(name)), min_delta_(std::abs(min_delta)) {
     if (name_ != "loss" && name_ != "val_loss" && name_ != "accuracy" && name_ != "val_accuracy")
       throw Error("cannot monitor '" + name_ + "': use loss, val_loss, accuracy or val_accuracy");
     higher_is_better_ = name_.find("accuracy") != std::string::npos;

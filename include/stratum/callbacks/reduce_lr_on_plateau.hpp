@@ -45,8 +45,9 @@ class ReduceLROnPlateau final : public Callback<T> {
     if (reduced < optimizer.learning_rate()) {
       optimizer.set_learning_rate(reduced);
       if (options_.log)
-        *options_.log << "Epoch " << logs.epoch + 1 << ": " << monitor_.name() << " has not improved for "
-                      << wait_ << " epochs; learning rate reduced to " << reduced << '\n';
+        *options_.log << "Epoch " << logs.epoch + 1 << ": " << monitor_.name()
+                      << " has not improved for " << wait_ << " epochs; learning rate reduced to "
+                      << reduced << '\n';
     }
     cooldown_left_ = options_.cooldown;
     wait_ = 0;

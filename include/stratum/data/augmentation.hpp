@@ -32,12 +32,12 @@ namespace stratum {
 /// Ranges of the random transforms; each is drawn uniformly. All zero (and no flip) is the
 /// identity.
 struct AugmentationOptions {
-  bool horizontal_flip = true;     // mirror half of the images
+  bool horizontal_flip = true;       // mirror half of the images
   double max_rotation_degrees = 10;  // angle in [-r, r]
-  double max_zoom = 0.15;          // zoom in [1, 1 + z]: crop up to 1/(1+z) of each side
-  double max_shift = 0.08;         // shift in [-s, s] times the width and height
-  double max_brightness = 0.1;     // added, in [-b, b] (pixel values are in [0, 1])
-  double max_contrast = 0.2;       // contrast factor in [1 - c, 1 + c]
+  double max_zoom = 0.15;            // zoom in [1, 1 + z]: crop up to 1/(1+z) of each side
+  double max_shift = 0.08;           // shift in [-s, s] times the width and height
+  double max_brightness = 0.1;       // added, in [-b, b] (pixel values are in [0, 1])
+  double max_contrast = 0.2;         // contrast factor in [1 - c, 1 + c]
 };
 
 class ImageAugmenter final : public Stateful {
@@ -72,7 +72,8 @@ class ImageAugmenter final : public Stateful {
                std::uint64_t draw) const {
     Random rng(seed_ ^ (0x9e3779b97f4a7c15ULL * (draw + 1)));
     const bool flip = options_.horizontal_flip && rng.uniform() < 0.5;
-    const double angle = rng.uniform(-1, 1) * options_.max_rotation_degrees * std::numbers::pi / 180;
+    const double angle =
+        rng.uniform(-1, 1) * options_.max_rotation_degrees * std::numbers::pi / 180;
     const double zoom = 1 + rng.uniform() * options_.max_zoom;
     const double shift_x = rng.uniform(-1, 1) * options_.max_shift * width;
     const double shift_y = rng.uniform(-1, 1) * options_.max_shift * height;
@@ -114,7 +115,8 @@ class ImageAugmenter final : public Stateful {
     const Index values = Index{width} * height * 3;
     const double mean = sum / static_cast<double>(values);
     for (Index i = 0; i < values; ++i)
-      target[i] = static_cast<T>(std::clamp((double(target[i]) - mean) * contrast + mean + brightness, 0.0, 1.0));
+      target[i] = static_cast<T>(
+          std::clamp((double(target[i]) - mean) * contrast + mean + brightness, 0.0, 1.0));
   }
 
  private:

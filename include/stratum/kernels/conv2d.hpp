@@ -13,15 +13,16 @@ template <typename T, typename Epilogue = NoEpilogue>
 void conv2d_forward(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
                     T* output, Conv2DWorkspace<T>& workspace, Epilogue&& epilogue = {}) {
   if (prefers_direct_convolution(g))
-    conv2d_forward_direct(g, input, kernel, bias, output, epilogue);
+    conv2d_forward_direct(g, input, kernel, bias, output, workspace, epilogue);
   else
     conv2d_forward_im2col(g, input, kernel, bias, output, workspace, epilogue);
 }
 
-template <typename T>
+/// `gradient_rows`: see GradientAsGiven in conv2d_im2col.hpp.
+template <typename T, typename GradientRows = GradientAsGiven>
 void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* kernel, T* d_input,
-                          Conv2DWorkspace<T>& workspace) {
-  conv2d_backward_data_im2col(g, d_output, kernel, d_input, workspace);
+                          Conv2DWorkspace<T>& workspace, GradientRows&& gradient_rows = {}) {
+  conv2d_backward_data_im2col(g, d_output, kernel, d_input, workspace, gradient_rows);
 }
 
 /// `gradient_rows`: see GradientAsGiven in conv2d_im2col.hpp.

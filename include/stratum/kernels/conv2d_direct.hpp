@@ -8,7 +8,7 @@
 //
 //   forward           acc[0..F) = b;  for each tap t of the window: acc += x[t] * w[t, 0..F)
 //   backward weights  for each tap t and each output row:
-//                       dw[t, 0..F) += sum over the row's pixels of x[t of that pixel] * dz[pixel, 0..F)
+//                       dw[t, 0..F) += sum over the row's pixels p of x[tap t of p] * dz[p, 0..F)
 //
 // Threads take whole output rows (n, oy) in a static order; backward weights accumulates per
 // thread and sums the partial results in thread order, so a thread count gives the same bits
@@ -21,6 +21,7 @@
 #include "../parallel.hpp"
 #include "conv2d_geometry.hpp"
 #include "conv2d_im2col.hpp"
+#include "stream_copy.hpp"
 
 namespace stratum::kernels {
 
@@ -48,14 +49,20 @@ inline bool windows_inside(const WindowGeometry& g, Index oy, Index ox, Index co
 
 template <typename T, int F, typename Epilogue>
 void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const T* kernel,
-                                 const T* bias, T* output, Epilogue& epilogue) {
+                                 const T* bias, T* output, Conv2DWorkspace<T>& workspace,
+                                 Epilogue& epilogue) {
   using Vector = Eigen::Array<T, F, 1>;
   const Index C = g.in_c;
   const Vector initial = bias ? Vector(Eigen::Map<const Vector>(bias)) : Vector::Zero();
+  const Index row_size = g.out_w * F;
+  // Each row is made in a small buffer that stays in L1 and finished by the epilogue there;
+  // large outputs are then streamed to memory (stream_copy.hpp).
+  const bool streaming = worth_streaming<T>(g.batch * g.out_pixels() * F);
+  workspace.output_tiles.prepare(row_size);
   STRATUM_OMP(parallel for schedule(static))
   for (Index row = 0; row < g.batch * g.out_h; ++row) {
     const Index n = row / g.out_h, oy = row % g.out_h;
-    T* out = output + row * g.out_w * F;
+    T* out = workspace.output_tiles.get();
     const T* image = input + n * g.in_h * g.in_w * C;
     Index ox = 0;
     // Four pixels at a time where their windows lie inside the image.
@@ -63,7 +70,9 @@ void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const 
       Vector acc0 = initial, acc1 = initial, acc2 = initial, acc3 = initial;
       const Index step = g.stride_w * C;
       for (Index ky = 0; ky < g.kernel_h; ++ky) {
-        const T* x = image + ((oy * g.stride_h - g.pad_top + ky) * g.in_w + ox * g.stride_w - g.pad_left) * C;
+        const T* x =
+            image +
+            ((oy * g.stride_h - g.pad_top + ky) * g.in_w + ox * g.stride_w - g.pad_left) * C;
         const T* w = kernel + ky * g.kernel_w * C * F;
         for (Index t = 0; t < g.kernel_w * C; ++t) {  // taps (kx, c) of this kernel row
           const Vector w_row = Eigen::Map<const Vector>(w + t * F);
@@ -88,7 +97,11 @@ void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const 
       });
       Eigen::Map<Vector>(out + ox * F) = acc;
     }
-    epilogue(out, g.out_w * F);
+    epilogue(out, row_size);
+    if (streaming)
+      stream_copy(out, output + row * row_size, row_size);
+    else
+      std::copy(out, out + row_size, output + row * row_size);
   }
 }
 
@@ -121,7 +134,8 @@ void conv2d_backward_weights_direct_fixed(const WindowGeometry& g, const T* inpu
           const T* x = image_row + (first * g.stride_w + offset) * C + c;
           const T* d = dz + first * F;
           const Index step = g.stride_w * C, count = last - first;
-          Vector sum0 = Vector::Zero(), sum1 = Vector::Zero(), sum2 = Vector::Zero(), sum3 = Vector::Zero();
+          Vector sum0 = Vector::Zero(), sum1 = Vector::Zero(), sum2 = Vector::Zero(),
+                 sum3 = Vector::Zero();
           Index i = 0;
           for (; i + 4 <= count; i += 4) {
             sum0 += x[i * step] * Eigen::Map<const Vector>(d + i * F);
@@ -130,7 +144,8 @@ void conv2d_backward_weights_direct_fixed(const WindowGeometry& g, const T* inpu
             sum3 += x[(i + 3) * step] * Eigen::Map<const Vector>(d + (i + 3) * F);
           }
           for (; i < count; ++i) sum0 += x[i * step] * Eigen::Map<const Vector>(d + i * F);
-          Eigen::Map<Vector>(dw + ((ky * g.kernel_w + kx) * C + c) * F) += (sum0 + sum1) + (sum2 + sum3);
+          Eigen::Map<Vector>(dw + ((ky * g.kernel_w + kx) * C + c) * F) +=
+              (sum0 + sum1) + (sum2 + sum3);
         }
       }
     }
@@ -145,19 +160,25 @@ void conv2d_backward_weights_direct_fixed(const WindowGeometry& g, const T* inpu
 template <typename Body>
 void with_filter_count(Index filters, Body&& body) {
   switch (filters) {
-    case 8: return body(std::integral_constant<int, 8>());
-    case 16: return body(std::integral_constant<int, 16>());
-    case 32: return body(std::integral_constant<int, 32>());
-    case 64: return body(std::integral_constant<int, 64>());
-    default: throw Error("direct convolution: unsupported filter count " + std::to_string(filters));
+    case 8:
+      return body(std::integral_constant<int, 8>());
+    case 16:
+      return body(std::integral_constant<int, 16>());
+    case 32:
+      return body(std::integral_constant<int, 32>());
+    case 64:
+      return body(std::integral_constant<int, 64>());
+    default:
+      throw Error("direct convolution: unsupported filter count " + std::to_string(filters));
   }
 }
 
 template <typename T, typename Epilogue = NoEpilogue>
 void conv2d_forward_direct(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
-                           T* output, Epilogue&& epilogue = {}) {
+                           T* output, Conv2DWorkspace<T>& workspace, Epilogue&& epilogue = {}) {
   with_filter_count(g.out_c, [&](auto filters) {
-    conv2d_forward_direct_fixed<T, decltype(filters)::value>(g, input, kernel, bias, output, epilogue);
+    conv2d_forward_direct_fixed<T, decltype(filters)::value>(g, input, kernel, bias, output,
+                                                             workspace, epilogue);
   });
 }
 

@@ -30,6 +30,7 @@
 #include "../parallel.hpp"
 #include "conv2d_geometry.hpp"
 #include "gemm.hpp"
+#include "stream_copy.hpp"
 
 namespace stratum::kernels {
 
@@ -38,11 +39,12 @@ template <typename T>
 struct Conv2DWorkspace {
   ThreadScratch<T> patches;
   ThreadScratch<T> weight_grads;
+  ThreadScratch<T> output_tiles;       // forward: a tile's (or row's) output, finished in cache
   AlignedVector<T> transposed_kernel;  // W^T (F x K), for the backward-data product
   ThreadScratch<T> gradient_rows;      // dz rows made on the fly (see GradientAsGiven)
 };
 
-/// The weight-gradient kernels read dz from `d_output` when given this tag. Instead, a layer can
+/// The backward kernels read dz from `d_output` when given this tag. Instead, a layer can
 /// pass a function gradient_rows(offset, count, out) that writes dz[offset, offset + count) into
 /// `out`: a layer that fuses an activation makes dz = dy * activation'(z) there, block by block
 /// in cache, rather than in a separate pass over memory (d_output is then not read).
@@ -180,6 +182,9 @@ void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* ker
   const Im2colTiling t(g);
   const Index K = t.K, F = t.F, P = t.P;
   workspace.patches.prepare(t.tile_rows * K);
+  // Large outputs are made tile by tile in a buffer and streamed to memory (stream_copy.hpp).
+  const bool streaming = worth_streaming<T>(g.batch * P * F);
+  if (streaming) workspace.output_tiles.prepare(t.tile_rows * F);
 
   STRATUM_OMP(parallel for schedule(static))
   for (Index item = 0; item < g.batch * t.tiles; ++item) {
@@ -187,19 +192,23 @@ void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* ker
     T* patches = workspace.patches.get();
     im2col(g, input + n * t.image_size, first, rows, patches);
     T* z_tile = output + (n * P + first) * F;
-    gemm(rows, F, K, patches, K, Index{1}, kernel, F, z_tile, F, false);  // Z = P W
-    detail::MatrixMap<T> z(z_tile, rows, F);
+    T* target = streaming ? workspace.output_tiles.get() : z_tile;
+    gemm(rows, F, K, patches, K, Index{1}, kernel, F, target, F, false);  // Z = P W
+    detail::MatrixMap<T> z(target, rows, F);
     if (bias) z.rowwise() += detail::ConstRowVectorMap<T>(bias, F);
     epilogue(z.data(), rows * F);
+    if (streaming) stream_copy(target, z_tile, rows * F);
   }
 }
 
-template <typename T>
+template <typename T, typename GradientRows = GradientAsGiven>
 void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, const T* kernel,
-                                 T* d_input, Conv2DWorkspace<T>& workspace) {
+                                 T* d_input, Conv2DWorkspace<T>& workspace,
+                                 GradientRows&& gradient_rows = {}) {
   const Im2colTiling t(g);
   const Index K = t.K, F = t.F, P = t.P, tile_rows = t.tile_rows, image_size = t.image_size;
   workspace.patches.prepare(tile_rows * K);
+  workspace.gradient_rows.prepare(tile_rows * F);
   workspace.transposed_kernel.resize(static_cast<std::size_t>(F * K));
   detail::MatrixMap<T>(workspace.transposed_kernel.data(), F, K) =
       detail::ConstMatrixMap<T>(kernel, K, F).transpose();
@@ -212,8 +221,9 @@ void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, con
     T* patch_grads = workspace.patches.get();
     for (Index first = 0; first < P; first += tile_rows) {
       const Index rows = std::min(tile_rows, P - first);
-      // dP = dZ W^T
-      gemm(rows, K, F, d_output + (n * P + first) * F, F, Index{1}, kernel_t, K, patch_grads, K, false);
+      const T* dz = detail::gradient_block(d_output, (n * P + first) * F, rows * F,
+                                           workspace.gradient_rows.get(), gradient_rows);
+      gemm(rows, K, F, dz, F, Index{1}, kernel_t, K, patch_grads, K, false);  // dP = dZ W^T
       col2im_add(g, patch_grads, first, rows, image_grad);
     }
   }

@@ -41,7 +41,8 @@ void sum_over_rows(Index rows, Index width, std::vector<double>& sums, AddRow&& 
   }
   sums.assign(static_cast<std::size_t>(width), 0.0);
   for (int t = 0; t < threads; ++t)
-    for (Index i = 0; i < width; ++i) sums[static_cast<std::size_t>(i)] += partials[static_cast<std::size_t>(t * width + i)];
+    for (Index i = 0; i < width; ++i)
+      sums[static_cast<std::size_t>(i)] += partials[static_cast<std::size_t>(t * width + i)];
 }
 
 }  // namespace detail
@@ -52,7 +53,8 @@ class BatchNormalization final : public Layer<T> {
   explicit BatchNormalization(double momentum = 0.99, double epsilon = 1e-3)
       : momentum_(momentum), epsilon_(epsilon) {
     if (!(momentum >= 0.0 && momentum <= 1.0))
-      throw Error("BatchNormalization: momentum must be in [0, 1], got " + std::to_string(momentum));
+      throw Error("BatchNormalization: momentum must be in [0, 1], got " +
+                  std::to_string(momentum));
     if (!(epsilon > 0.0)) throw Error("BatchNormalization: epsilon must be positive");
   }
 
@@ -108,7 +110,8 @@ class BatchNormalization final : public Layer<T> {
         const double variance = sums[c] / double(rows);
         inv_std_[c] = 1.0 / std::sqrt(variance + epsilon_);
         const auto i = static_cast<Index>(c);
-        moving_mean_.value[i] = T(momentum_ * double(moving_mean_.value[i]) + (1 - momentum_) * mean_[c]);
+        moving_mean_.value[i] =
+            T(momentum_ * double(moving_mean_.value[i]) + (1 - momentum_) * mean_[c]);
         moving_variance_.value[i] =
             T(momentum_ * double(moving_variance_.value[i]) + (1 - momentum_) * variance);
       }
@@ -130,7 +133,8 @@ class BatchNormalization final : public Layer<T> {
     for_row_blocks(rows, [&](Index row) {
       const T* xr = x.data() + row * channels_;
       T* yr = y.data() + row * channels_;
-      for (Index c = 0; c < channels_; ++c) yr[c] = xr[c] * scale_[static_cast<std::size_t>(c)] + shift_[static_cast<std::size_t>(c)];
+      for (Index c = 0; c < channels_; ++c)
+        yr[c] = xr[c] * scale_[static_cast<std::size_t>(c)] + shift_[static_cast<std::size_t>(c)];
     });
   }
 

@@ -11,11 +11,14 @@
 // On ties the first maximum in row-major window order wins (as in TensorFlow and PyTorch).
 // Windows may overlap when stride < pool size, hence "+=". A NaN in a window is the maximum,
 // so NaNs propagate instead of vanishing.
+//
+// Backward finds each window's argmax again, as the first tap equal to the window's output y
+// (or the first NaN when y is NaN): the same tap forward chose. Storing the argmax instead
+// would cost an index per output element, 24 MB per training step in the notebook's network.
 #pragma once
 
-#include <cstdint>
-#include <limits>
 #include <optional>
+#include <vector>
 
 #include "../kernels/conv2d_geometry.hpp"
 #include "../parallel.hpp"
@@ -53,14 +56,11 @@ class MaxPool2D final : public Layer<T> {
       throw ShapeError(this->describe() + ": a " + std::to_string(pool_size_.h) + "x" +
                        std::to_string(pool_size_.w) + " pool does not fit input of shape " +
                        in.to_batch_string());
-    if (in.num_elements() > std::numeric_limits<std::int32_t>::max())
-      throw ShapeError(this->describe() + ": input " + in.to_batch_string() + " is too large");
     return {g.out_h, g.out_w, in[2]};
   }
 
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
     const WindowGeometry g = geometry(x.dim(0), this->input_shape());
-    argmax_.resize(static_cast<std::size_t>(y.size()));
     const Index in_size = g.in_h * g.in_w * g.in_c, out_size = g.out_pixels() * g.out_c;
 
     STRATUM_OMP(parallel for schedule(static))
@@ -68,18 +68,12 @@ class MaxPool2D final : public Layer<T> {
       const T* image = x.data() + n * in_size;
       for (Index oy = 0; oy < g.out_h; ++oy)
         for (Index ox = 0; ox < g.out_w; ++ox) {
-          const Index out_offset = n * out_size + (oy * g.out_w + ox) * g.out_c;
-          T* best = y.data() + out_offset;
-          std::int32_t* where = argmax_.data() + out_offset;
+          T* best = y.data() + n * out_size + (oy * g.out_w + ox) * g.out_c;
           bool first_tap = true;
           for_each_tap_inside(g, oy, ox, [&](Index, Index, Index iy, Index ix) {
-            const auto pixel = static_cast<std::int32_t>((iy * g.in_w + ix) * g.in_c);
-            const T* v = image + pixel;
+            const T* v = image + (iy * g.in_w + ix) * g.in_c;
             if (first_tap) {  // every window has at least one tap inside the image
-              for (Index c = 0; c < g.in_c; ++c) {
-                best[c] = v[c];
-                where[c] = pixel + static_cast<std::int32_t>(c);
-              }
+              std::copy(v, v + g.in_c, best);
               first_tap = false;
               return;
             }
@@ -88,24 +82,42 @@ class MaxPool2D final : public Layer<T> {
             for (Index c = 0; c < g.in_c; ++c) {
               const bool take = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
               best[c] = take ? v[c] : best[c];
-              where[c] = take ? pixel + static_cast<std::int32_t>(c) : where[c];
             }
           });
         }
     }
   }
 
-  void do_backward(const Tensor<T>& x, const Tensor<T>& /*y*/, const Tensor<T>& dy,
+  void do_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                    Tensor<T>* dx) override {
     if (!dx) return;
-    const Index batch = x.dim(0);
-    const Index in_size = x.size() / batch, out_size = dy.size() / batch;
+    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
+    const Index in_size = g.in_h * g.in_w * g.in_c, out_size = g.out_pixels() * g.out_c;
     STRATUM_OMP(parallel for schedule(static))
-    for (Index n = 0; n < batch; ++n) {
+    for (Index n = 0; n < g.batch; ++n) {
+      const T* image = x.data() + n * in_size;
       T* image_grad = dx->data() + n * in_size;
       std::fill(image_grad, image_grad + in_size, T(0));
-      for (Index o = n * out_size; o < (n + 1) * out_size; ++o)
-        image_grad[argmax_[static_cast<std::size_t>(o)]] += dy[o];
+      std::vector<unsigned char> pending(static_cast<std::size_t>(g.in_c));  // channel's max not yet found
+      for (Index oy = 0; oy < g.out_h; ++oy)
+        for (Index ox = 0; ox < g.out_w; ++ox) {
+          const Index out_offset = n * out_size + (oy * g.out_w + ox) * g.out_c;
+          const T* best = y.data() + out_offset;
+          const T* grad = dy.data() + out_offset;
+          std::fill(pending.begin(), pending.end(), 1);
+          for_each_tap_inside(g, oy, ox, [&](Index, Index, Index iy, Index ix) {
+            const T* v = image + (iy * g.in_w + ix) * g.in_c;
+            T* d = image_grad + (iy * g.in_w + ix) * g.in_c;
+            // Branch-free over channels: the first tap equal to the maximum (or the first NaN
+            // when the maximum is NaN) takes the gradient.
+            for (Index c = 0; c < g.in_c; ++c) {
+              const bool is_max = v[c] == best[c] || (v[c] != v[c] && best[c] != best[c]);
+              const bool take = pending[static_cast<std::size_t>(c)] && is_max;
+              d[c] += take ? grad[c] : T(0);
+              pending[static_cast<std::size_t>(c)] = pending[static_cast<std::size_t>(c)] && !take;
+            }
+          });
+        }
     }
   }
 
@@ -117,7 +129,6 @@ class MaxPool2D final : public Layer<T> {
   Size2 pool_size_;
   Size2 strides_;
   Padding padding_;
-  std::vector<std::int32_t> argmax_;  // per output element: offset of its maximum in the sample
 };
 
 }  // namespace stratum

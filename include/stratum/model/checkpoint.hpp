@@ -64,7 +64,8 @@ std::vector<Random*> layer_engines(Sequential<T>& model) {
 /// The checkpoint's bytes. `model` must be compiled (its optimizer state is saved); `extra`
 /// are saved in order and must be given in the same order to load_checkpoint.
 template <typename T>
-std::vector<std::uint8_t> serialize_checkpoint(Sequential<T>& model, const TrainingProgress& progress,
+std::vector<std::uint8_t> serialize_checkpoint(Sequential<T>& model,
+                                               const TrainingProgress& progress,
                                                std::span<const Stateful* const> extra = {}) {
   BinaryWriter w;
   detail::begin_envelope(w, checkpoint_magic, checkpoint_format_version);
@@ -91,7 +92,8 @@ std::vector<std::uint8_t> serialize_checkpoint(Sequential<T>& model, const Train
 
 template <typename T>
 void save_checkpoint(const std::filesystem::path& path, Sequential<T>& model,
-                     const TrainingProgress& progress, std::span<const Stateful* const> extra = {}) {
+                     const TrainingProgress& progress,
+                     std::span<const Stateful* const> extra = {}) {
   write_file_atomically(path, serialize_checkpoint(model, progress, extra));
 }
 
@@ -101,7 +103,8 @@ void save_checkpoint(const std::filesystem::path& path, Sequential<T>& model,
 template <typename T>
 TrainingProgress restore_checkpoint(std::span<const std::uint8_t> bytes, const std::string& name,
                                     Sequential<T>& model, std::span<Stateful* const> extra = {}) {
-  BinaryReader r = detail::open_envelope(bytes, name, checkpoint_magic, "checkpoint", checkpoint_format_version);
+  BinaryReader r =
+      detail::open_envelope(bytes, name, checkpoint_magic, "checkpoint", checkpoint_format_version);
   const auto model_size = r.get<std::uint64_t>();
   if (model_size > r.remaining()) r.fail("holds a model larger than the file");
   std::vector<std::uint8_t> model_bytes(static_cast<std::size_t>(model_size));
@@ -114,7 +117,8 @@ TrainingProgress restore_checkpoint(std::span<const std::uint8_t> bytes, const s
   for (std::size_t i = 0; i < model.size(); ++i) {
     const LayerConfig a = saved.model->layer(i).config(), b = model.layer(i).config();
     if (a.type != b.type || a.values != b.values)
-      r.fail("holds a " + a.type + " layer where the model being trained has " + model.layer(i).describe());
+      r.fail("holds a " + a.type + " layer where the model being trained has " +
+             model.layer(i).describe());
   }
   auto from = saved.model->parameters(), to = model.parameters();
   for (std::size_t i = 0; i < to.size(); ++i) to[i]->value = from[i]->value;
@@ -125,7 +129,8 @@ TrainingProgress restore_checkpoint(std::span<const std::uint8_t> bytes, const s
   progress.stop_training = r.get<std::uint8_t>() != 0;
   detail::get_engine(r, model.rng());
   const auto engines = detail::layer_engines(model);
-  if (r.get<std::uint32_t>() != engines.size()) r.fail("holds the wrong number of layer random engines");
+  if (r.get<std::uint32_t>() != engines.size())
+    r.fail("holds the wrong number of layer random engines");
   for (Random* rng : engines) detail::get_engine(r, *rng);
   model.optimizer().load_state(r, model.trainable_parameters());
   progress.history.load(r);
@@ -138,7 +143,8 @@ TrainingProgress restore_checkpoint(std::span<const std::uint8_t> bytes, const s
     r.get_array(std::span<std::uint8_t>(part));
     BinaryReader part_reader(part, name);
     s->load_state(part_reader);
-    if (part_reader.remaining() != 0) part_reader.fail("holds extra training state of the wrong size");
+    if (part_reader.remaining() != 0)
+      part_reader.fail("holds extra training state of the wrong size");
   }
   if (r.remaining() != 0) r.fail("has data after its training state");
   return progress;

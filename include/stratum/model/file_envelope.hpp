@@ -58,9 +58,9 @@ inline BinaryReader open_envelope(std::span<const std::uint8_t> bytes, const std
   std::memcpy(&version, bytes.data() + 8, 4);
   std::memcpy(&size, bytes.data() + 12, 8);
   if (version > newest_version)
-    throw IoError("'" + name + "' was written in " + what + " format version " + std::to_string(version) +
-                  "; this build of stratum reads versions up to " + std::to_string(newest_version) +
-                  ": update stratum to load it");
+    throw IoError("'" + name + "' was written in " + what + " format version " +
+                  std::to_string(version) + "; this build of stratum reads versions up to " +
+                  std::to_string(newest_version) + ": update stratum to load it");
   if (version == 0) throw IoError("'" + name + "' has an invalid format version 0");
   if (bytes.size() < size)
     throw IoError("'" + name + "' is truncated: " + std::to_string(bytes.size()) + " of " +
