@@ -48,6 +48,12 @@ TEST_CASE("MaxPool2D: gradient checks") {
   SUBCASE("batch 1, 2x2") { check_layer(MaxPool2D<double>(2), {4, 6, 3}, 1); }
   SUBCASE("odd sizes") { check_layer(MaxPool2D<double>(2), {5, 7, 2}, 3); }
   SUBCASE("overlapping windows") { check_layer(MaxPool2D<double>(3, 2), {7, 6, 2}, 2); }
+  SUBCASE("stride beyond the pool: inputs between windows get no gradient") {
+    check_layer(MaxPool2D<double>(2, 3), {8, 7, 2}, 2);
+  }
+  SUBCASE("same padding, stride 3 over 2x2 pools") {
+    check_layer(MaxPool2D<double>(2, 3, Padding::same), {7, 8, 3}, 2);
+  }
   SUBCASE("same padding") {
     check_layer(MaxPool2D<double>(2, 2, Padding::same), {5, 5, 3}, 2);
   }
@@ -62,4 +68,23 @@ TEST_CASE("MaxPool2D: a pool larger than the input is a clear error") {
                        "MaxPooling2D 'max_pooling2d_2': a 4x4 pool does not fit input of shape "
                        "(None, 3, 3, 8)",
                        ShapeError);
+}
+
+TEST_CASE("MaxPool2D: windows of more than 256 values are refused with the layer's name") {
+  Random rng(0);
+  MaxPool2D<float> huge(Size2{17, 16});
+  CHECK_THROWS_WITH_AS(huge.build({40, 40, 1}, rng), doctest::Contains("more than 256"), ShapeError);
+  MaxPool2D<float> largest(16);
+  CHECK(largest.build({40, 40, 1}, rng) == Shape{2, 2, 1});
+}
+
+TEST_CASE("MaxPool2D: backward after an inference-mode forward finds the argmax itself") {
+  // Inference does not record the argmax; the gradient must still be the same.
+  Random rng(4);
+  MaxPool2D<double> pool(2);
+  pool.build({6, 5, 3}, rng);
+  stratum::testing::check_layer_gradients(pool, 2, 5, Mode::inference);
+  MaxPool2D<double> overlapping(3, 2);
+  overlapping.build({7, 7, 2}, rng);
+  stratum::testing::check_layer_gradients(overlapping, 2, 6, Mode::inference);
 }

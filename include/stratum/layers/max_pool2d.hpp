@@ -12,11 +12,12 @@
 // Windows may overlap when stride < pool size, hence "+=". A NaN in a window is the maximum,
 // so NaNs propagate instead of vanishing.
 //
-// Backward finds each window's argmax again, as the first tap equal to the window's output y
-// (or the first NaN when y is NaN): the same tap forward chose. Storing the argmax instead
-// would cost an index per output element, 24 MB per training step in the notebook's network.
+// Forward records each argmax as the tap's index in its window (ky * pool_w + kx), one byte per
+// output element: a quarter of what full offsets would take (6 MB instead of 24 MB per
+// training step of the notebook's network). Windows therefore have at most 256 taps.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -40,8 +41,10 @@ class MaxPool2D final : public Layer<T> {
   [[nodiscard]] std::string type_name() const override { return "MaxPooling2D"; }
   [[nodiscard]] LayerConfig config() const override {
     return {type_name(),
-            {{"pool_h", double(pool_size_.h)}, {"pool_w", double(pool_size_.w)},
-             {"stride_h", double(strides_.h)}, {"stride_w", double(strides_.w)},
+            {{"pool_h", double(pool_size_.h)},
+             {"pool_w", double(pool_size_.w)},
+             {"stride_h", double(strides_.h)},
+             {"stride_w", double(strides_.w)},
              {"padding", double(padding_)}}};
   }
   [[nodiscard]] Size2 pool_size() const { return pool_size_; }
@@ -56,24 +59,62 @@ class MaxPool2D final : public Layer<T> {
       throw ShapeError(this->describe() + ": a " + std::to_string(pool_size_.h) + "x" +
                        std::to_string(pool_size_.w) + " pool does not fit input of shape " +
                        in.to_batch_string());
+    if (pool_size_.h * pool_size_.w > 256)
+      throw ShapeError(this->describe() +
+                       ": pools of more than 256 values are not supported, got " +
+                       std::to_string(pool_size_.h) + "x" + std::to_string(pool_size_.w));
     return {g.out_h, g.out_w, in[2]};
   }
 
-  void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
+  void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override {
+    // Backward needs the argmax; inference, which rarely runs backward, skips recording it.
+    argmax_recorded_ = mode == Mode::training;
+    if (argmax_recorded_)
+      forward_windows<true>(x, y);
+    else
+      forward_windows<false>(x, y);
+  }
+
+  void do_backward(const Tensor<T>& x, const Tensor<T>& /*y*/, const Tensor<T>& dy,
+                   Tensor<T>* dx) override {
+    if (!dx) return;
+    if (!argmax_recorded_) {  // the forward pass ran in inference mode: find the argmax now
+      Tensor<T> recomputed(dy.shape());
+      forward_windows<true>(x, recomputed);
+      argmax_recorded_ = true;
+    }
     const WindowGeometry g = geometry(x.dim(0), this->input_shape());
+    if (strides_.h >= pool_size_.h && strides_.w >= pool_size_.w)
+      backward_disjoint(g, dy, *dx);
+    else
+      backward_overlapping(g, dy, *dx);
+  }
+
+ private:
+  template <bool record_argmax>
+  void forward_windows(const Tensor<T>& x, Tensor<T>& y) {
+    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
+    if (record_argmax) argmax_.resize(static_cast<std::size_t>(y.size()));
     const Index in_size = g.in_h * g.in_w * g.in_c, out_size = g.out_pixels() * g.out_c;
 
     STRATUM_OMP(parallel for schedule(static))
     for (Index n = 0; n < g.batch; ++n) {
       const T* image = x.data() + n * in_size;
+      // The window's taps are tracked in 32 bits, the width of T, so that the branch-free loop
+      // below vectorises; they are narrowed to bytes once the window is done.
+      std::vector<std::int32_t> taps(static_cast<std::size_t>(g.in_c));
       for (Index oy = 0; oy < g.out_h; ++oy)
         for (Index ox = 0; ox < g.out_w; ++ox) {
-          T* best = y.data() + n * out_size + (oy * g.out_w + ox) * g.out_c;
+          const Index out_offset = n * out_size + (oy * g.out_w + ox) * g.out_c;
+          T* best = y.data() + out_offset;
+          std::int32_t* where = taps.data();
           bool first_tap = true;
-          for_each_tap_inside(g, oy, ox, [&](Index, Index, Index iy, Index ix) {
+          for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
             const T* v = image + (iy * g.in_w + ix) * g.in_c;
+            const auto tap = static_cast<std::int32_t>(ky * pool_size_.w + kx);
             if (first_tap) {  // every window has at least one tap inside the image
               std::copy(v, v + g.in_c, best);
+              if (record_argmax) std::fill(where, where + g.in_c, tap);
               first_tap = false;
               return;
             }
@@ -82,46 +123,63 @@ class MaxPool2D final : public Layer<T> {
             for (Index c = 0; c < g.in_c; ++c) {
               const bool take = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
               best[c] = take ? v[c] : best[c];
+              if (record_argmax) where[c] = take ? tap : where[c];
             }
           });
+          if (record_argmax) std::copy(taps.begin(), taps.end(), argmax_.begin() + out_offset);
         }
     }
   }
 
-  void do_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
-                   Tensor<T>* dx) override {
-    if (!dx) return;
-    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
-    const Index in_size = g.in_h * g.in_w * g.in_c, out_size = g.out_pixels() * g.out_c;
+  /// Windows that do not overlap (stride >= pool size, the usual case): every input element
+  /// lies in at most one window, so one pass writes each dx exactly once, with no zero-fill
+  /// first and no scattered adds.
+  void backward_disjoint(const WindowGeometry& g, const Tensor<T>& dy, Tensor<T>& dx) const {
+    const Index C = g.in_c, in_size = g.in_h * g.in_w * C, out_size = g.out_pixels() * C;
+    STRATUM_OMP(parallel for schedule(static))
+    for (Index row = 0; row < g.batch * g.in_h; ++row) {
+      const Index n = row / g.in_h, iy = row % g.in_h;
+      T* d = dx.data() + n * in_size + iy * g.in_w * C;
+      const Index oy = (iy + g.pad_top) / g.stride_h, ky = iy + g.pad_top - oy * g.stride_h;
+      if (ky >= pool_size_.h || oy >= g.out_h) {  // a row no window reads
+        std::fill(d, d + g.in_w * C, T(0));
+        continue;
+      }
+      for (Index ix = 0; ix < g.in_w; ++ix, d += C) {
+        const Index ox = (ix + g.pad_left) / g.stride_w, kx = ix + g.pad_left - ox * g.stride_w;
+        if (kx >= pool_size_.w || ox >= g.out_w) {
+          std::fill(d, d + C, T(0));
+          continue;
+        }
+        const Index out_offset = n * out_size + (oy * g.out_w + ox) * C;
+        const std::uint8_t* where = argmax_.data() + out_offset;
+        const T* grad = dy.data() + out_offset;
+        const auto tap = static_cast<std::uint8_t>(ky * pool_size_.w + kx);
+        for (Index c = 0; c < C; ++c) d[c] = where[c] == tap ? grad[c] : T(0);
+      }
+    }
+  }
+
+  /// Overlapping windows: zero dx, then add each window's gradient at its recorded tap.
+  void backward_overlapping(const WindowGeometry& g, const Tensor<T>& dy, Tensor<T>& dx) const {
+    const Index C = g.in_c, in_size = g.in_h * g.in_w * C, out_size = g.out_pixels() * C;
     STRATUM_OMP(parallel for schedule(static))
     for (Index n = 0; n < g.batch; ++n) {
-      const T* image = x.data() + n * in_size;
-      T* image_grad = dx->data() + n * in_size;
+      T* image_grad = dx.data() + n * in_size;
       std::fill(image_grad, image_grad + in_size, T(0));
-      std::vector<unsigned char> pending(static_cast<std::size_t>(g.in_c));  // channel's max not yet found
       for (Index oy = 0; oy < g.out_h; ++oy)
         for (Index ox = 0; ox < g.out_w; ++ox) {
-          const Index out_offset = n * out_size + (oy * g.out_w + ox) * g.out_c;
-          const T* best = y.data() + out_offset;
-          const T* grad = dy.data() + out_offset;
-          std::fill(pending.begin(), pending.end(), 1);
-          for_each_tap_inside(g, oy, ox, [&](Index, Index, Index iy, Index ix) {
-            const T* v = image + (iy * g.in_w + ix) * g.in_c;
-            T* d = image_grad + (iy * g.in_w + ix) * g.in_c;
-            // Branch-free over channels: the first tap equal to the maximum (or the first NaN
-            // when the maximum is NaN) takes the gradient.
-            for (Index c = 0; c < g.in_c; ++c) {
-              const bool is_max = v[c] == best[c] || (v[c] != v[c] && best[c] != best[c]);
-              const bool take = pending[static_cast<std::size_t>(c)] && is_max;
-              d[c] += take ? grad[c] : T(0);
-              pending[static_cast<std::size_t>(c)] = pending[static_cast<std::size_t>(c)] && !take;
-            }
-          });
+          const Index out_offset = n * out_size + (oy * g.out_w + ox) * C;
+          for (Index c = 0; c < C; ++c) {
+            const Index tap = argmax_[static_cast<std::size_t>(out_offset + c)];
+            const Index iy = oy * g.stride_h - g.pad_top + tap / pool_size_.w;
+            const Index ix = ox * g.stride_w - g.pad_left + tap % pool_size_.w;
+            image_grad[(iy * g.in_w + ix) * C + c] += dy[out_offset + c];
+          }
         }
     }
   }
 
- private:
   [[nodiscard]] WindowGeometry geometry(Index batch, const Shape& in) const {
     return make_window_geometry(batch, in[0], in[1], in[2], pool_size_, strides_, padding_, in[2]);
   }
@@ -129,6 +187,8 @@ class MaxPool2D final : public Layer<T> {
   Size2 pool_size_;
   Size2 strides_;
   Padding padding_;
+  std::vector<std::uint8_t> argmax_;  // per output element: its maximum's tap in the window
+  bool argmax_recorded_ = false;      // by the latest forward pass
 };
 
 }  // namespace stratum
