@@ -22,7 +22,7 @@ void convolution(benchmark::State& state, WindowGeometry (*geometry)(Index)) {
     if constexpr (pass == Pass::forward) {
       if constexpr (kernel == Kernel::reference) kernels::conv2d_forward_reference(g, x.data(), w.data(), b.data(), z.data());
       if constexpr (kernel == Kernel::im2col) kernels::conv2d_forward_im2col(g, x.data(), w.data(), b.data(), z.data(), ws);
-      if constexpr (kernel == Kernel::direct) kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data(), ws);
+      if constexpr (kernel == Kernel::direct) kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data());
       benchmark::DoNotOptimize(z.data());
     } else if constexpr (pass == Pass::backward_data) {
       if constexpr (kernel == Kernel::reference) kernels::conv2d_backward_data_reference(g, dz.data(), w.data(), dx.data());

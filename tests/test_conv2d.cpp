@@ -11,15 +11,15 @@ TEST_CASE("Conv2D: a hand-computed 3x3 convolution") {
   conv.build({4, 4, 1}, rng);
   conv.kernel().value.fill(1.0);
   conv.bias().value.fill(0.5);
-  Tensor<double> x({1, 4, 4, 1}, {1, 2, 3, 4,  //
-                                  5, 6, 7, 8,  //
+  Tensor<double> x({1, 4, 4, 1}, {1, 2, 3, 4,     //
+                                  5, 6, 7, 8,     //
                                   9, 10, 11, 12,  //
                                   13, 14, 15, 16});
   Tensor<double> y;
   conv.forward(x, y, Mode::inference);
   REQUIRE(y.shape() == Shape{1, 2, 2, 1});
-  CHECK(y[0] == 1 + 2 + 3 + 5 + 6 + 7 + 9 + 10 + 11 + 0.5);  // 54.5
-  CHECK(y[1] == 2 + 3 + 4 + 6 + 7 + 8 + 10 + 11 + 12 + 0.5);  // 63.5
+  CHECK(y[0] == 1 + 2 + 3 + 5 + 6 + 7 + 9 + 10 + 11 + 0.5);     // 54.5
+  CHECK(y[1] == 2 + 3 + 4 + 6 + 7 + 8 + 10 + 11 + 12 + 0.5);    // 63.5
   CHECK(y[2] == 5 + 6 + 7 + 9 + 10 + 11 + 13 + 14 + 15 + 0.5);  // 90.5
   CHECK(y[3] == 99.5);
 }
@@ -48,8 +48,12 @@ TEST_CASE("Conv2D: same padding and stride follow Keras' output sizes") {
 }
 
 TEST_CASE("Conv2D: gradient checks over shapes, strides, paddings and activations") {
-  SUBCASE("batch 1, valid") { check_layer(Conv2D<double>(3, 3), {5, 5, 2}, 1); }
-  SUBCASE("odd sizes, relu") { check_layer(Conv2D<double>(5, 3, Activation::relu), {7, 6, 3}, 2); }
+  SUBCASE("batch 1, valid") {
+    check_layer(Conv2D<double>(3, 3), {5, 5, 2}, 1);
+  }
+  SUBCASE("odd sizes, relu") {
+    check_layer(Conv2D<double>(5, 3, Activation::relu), {7, 6, 3}, 2);
+  }
   SUBCASE("stride 2, same") {
     check_layer(Conv2D<double>(4, 3, Activation::linear, 2, Padding::same), {7, 9, 2}, 3);
   }
@@ -134,8 +138,9 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
   close(dw, dw_ref, "im2col backward weights");
   close(db, db_ref, "im2col backward bias");
   if (kernels::direct_filter_count(cc.f)) {
-    kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data(), workspace);
-    kernels::conv2d_backward_weights_direct(g, x.data(), dz.data(), dw.data(), db.data(), workspace);
+    kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data());
+    kernels::conv2d_backward_weights_direct(g, x.data(), dz.data(), dw.data(), db.data(),
+                                            workspace);
     close(z, z_ref, "direct forward");
     close(dw, dw_ref, "direct backward weights");
     close(db, db_ref, "direct backward bias");
@@ -167,61 +172,37 @@ TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes
   compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
 }
 
-TEST_CASE("conv2d kernels match the reference when their output is large enough to stream") {
-  // Over 16 MB of output, forward writes it with non-temporal stores (stream_copy.hpp).
-  const ConvCase conv1{9, 128, 128, 3, 32, 3, 1, Padding::valid};  // 18.3 MB, direct and im2col
-  const ConvCase conv2{18, 63, 63, 32, 64, 3, 1, Padding::valid};  // 17.1 MB, im2col
-  for (const ConvCase& cc : {conv1, conv2}) {
-    const Index out = cc.batch * (cc.h - 2) * (cc.w - 2) * cc.f;
-    REQUIRE(kernels::worth_streaming<float>(out));
-    compare_with_reference<float>(cc, 9, 2e-5);
-  }
-}
-
-TEST_CASE("stream_copy copies exactly at every alignment and length") {
-  AlignedVector<float> source(200), target(220);
-  for (std::size_t i = 0; i < source.size(); ++i) source[i] = float(i) + 0.5f;
-  for (Index offset : {0, 1, 3, 8, 16}) {
-    for (Index count : {0, 1, 15, 16, 17, 33, 200}) {
-      std::fill(target.begin(), target.end(), -1.0f);
-      kernels::stream_copy(source.data(), target.data() + offset, count);
-      for (Index i = 0; i < 220; ++i) {
-        const bool inside = i >= offset && i < offset + count;
-        REQUIRE(target[static_cast<std::size_t>(i)] == (inside ? source[static_cast<std::size_t>(i - offset)] : -1.0f));
-      }
-    }
-  }
-}
-
 TEST_CASE("conv2d kernels: one and two threads agree") {
   // im2col (F = 7) and direct (thin: K = 3*3*3, F = 16) paths.
   for (const auto& [c, f] : {std::pair<Index, Index>{6, 7}, std::pair<Index, Index>{3, 16}}) {
-  const WindowGeometry g = make_window_geometry(5, 13, 11, c, 3, 1, Padding::same, f);
-  Random rng(5);
-  std::vector<float> x(static_cast<std::size_t>(5 * 13 * 11 * c)), w(static_cast<std::size_t>(3 * 3 * c * f)),
-      b(static_cast<std::size_t>(f)), dz(static_cast<std::size_t>(5 * 13 * 11 * f));
-  for (auto* v : {&x, &w, &b, &dz})
-    for (auto& e : *v) e = static_cast<float>(rng.uniform(-1, 1));
-  auto run = [&](int threads) {
-    set_num_threads(threads);
-    kernels::Conv2DWorkspace<float> ws;
-    std::vector<float> z(dz.size()), dx(x.size()), dw(w.size()), db(b.size());
-    kernels::conv2d_forward(g, x.data(), w.data(), b.data(), z.data(), ws);
-    kernels::conv2d_backward_data(g, dz.data(), w.data(), dx.data(), ws);
-    kernels::conv2d_backward_weights(g, x.data(), dz.data(), dw.data(), db.data(), ws);
-    return std::vector<std::vector<float>>{z, dx, dw, db};
-  };
-  const int saved = num_threads();
-  const auto one = run(1), two = run(2), two_again = run(2);
-  set_num_threads(saved);
-  // Forward and backward data split work by whole tiles or images: bitwise equal.
-  CHECK(one[0] == two[0]);
-  CHECK(one[1] == two[1]);
-  // Backward weights sums per-thread partial sums: equal within rounding, and bitwise equal
-  // for the same thread count.
-  for (std::size_t i = 0; i < one[2].size(); ++i) CHECK(one[2][i] == doctest::Approx(two[2][i]).epsilon(1e-5));
-  CHECK(two[2] == two_again[2]);
-  CHECK(two[3] == two_again[3]);
+    const WindowGeometry g = make_window_geometry(5, 13, 11, c, 3, 1, Padding::same, f);
+    Random rng(5);
+    std::vector<float> x(static_cast<std::size_t>(5 * 13 * 11 * c)),
+        w(static_cast<std::size_t>(3 * 3 * c * f)), b(static_cast<std::size_t>(f)),
+        dz(static_cast<std::size_t>(5 * 13 * 11 * f));
+    for (auto* v : {&x, &w, &b, &dz})
+      for (auto& e : *v) e = static_cast<float>(rng.uniform(-1, 1));
+    auto run = [&](int threads) {
+      set_num_threads(threads);
+      kernels::Conv2DWorkspace<float> ws;
+      std::vector<float> z(dz.size()), dx(x.size()), dw(w.size()), db(b.size());
+      kernels::conv2d_forward(g, x.data(), w.data(), b.data(), z.data(), ws);
+      kernels::conv2d_backward_data(g, dz.data(), w.data(), dx.data(), ws);
+      kernels::conv2d_backward_weights(g, x.data(), dz.data(), dw.data(), db.data(), ws);
+      return std::vector<std::vector<float>>{z, dx, dw, db};
+    };
+    const int saved = num_threads();
+    const auto one = run(1), two = run(2), two_again = run(2);
+    set_num_threads(saved);
+    // Forward and backward data split work by whole tiles or images: bitwise equal.
+    CHECK(one[0] == two[0]);
+    CHECK(one[1] == two[1]);
+    // Backward weights sums per-thread partial sums: equal within rounding, and bitwise equal
+    // for the same thread count.
+    for (std::size_t i = 0; i < one[2].size(); ++i)
+      CHECK(one[2][i] == doctest::Approx(two[2][i]).epsilon(1e-5));
+    CHECK(two[2] == two_again[2]);
+    CHECK(two[3] == two_again[3]);
   }
 }
 

@@ -40,7 +40,9 @@ Run run(const std::string& args, bool stdout_only = false) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
 
 /// Starts mask_detector with `args` (one per element, not shell-quoted), reads its output until
 /// it contains `marker`, then kills it with SIGKILL, as a power cut or the OOM killer would.
@@ -94,24 +96,24 @@ bool contains(const std::string& text, const std::string& part) {
 TEST_CASE("train, evaluate and predict on a generated folder of photos") {
   stratum::testing::TempDir dir;
   const fs::path data = dir.path() / "data", model = dir.path() / "m.stmodel";
-  stratum::testing::write_photo_folder(data, 40, 11);
-  const std::string common = "--data " + quoted(data) + " --model " + quoted(model) +
-                             " --cache " + quoted(dir.path() / "cache");
+  stratum::testing::write_photo_folder(data, 30, 11);
+  const std::string common = "--data " + quoted(data) + " --model " + quoted(model) + " --cache " +
+                             quoted(dir.path() / "cache");
 
-  const Run train = run("train " + common + " --epochs 3 --batch 16 --seed 5 --quiet");
+  const Run train = run("train " + common + " --epochs 2 --batch 16 --seed 5 --quiet");
   INFO(train.output);
   REQUIRE(train.exit_code == 0);
-  CHECK(contains(train.output, "80 images (with_mask 40, without_mask 40), 0 skipped"));
+  CHECK(contains(train.output, "60 images (with_mask 30, without_mask 30), 0 skipped"));
   CHECK(contains(train.output, "Total params: 7,400,706"));
-  CHECK(contains(train.output, "Epoch 3/3"));
+  CHECK(contains(train.output, "Epoch 2/2"));
   CHECK(contains(train.output, "val_accuracy"));
-  CHECK(contains(train.output, "Test part (16 images never seen in training): accuracy"));
+  CHECK(contains(train.output, "Test part (12 images never seen in training): accuracy"));
   CHECK(fs::exists(model));
   CHECK(fs::exists(dir.path() / "m.history.png"));
   std::ifstream csv(dir.path() / "m.history.csv");
   int lines = 0;
   for (std::string line; std::getline(csv, line);) ++lines;
-  CHECK(lines == 4);  // header and three epochs
+  CHECK(lines == 3);  // header and two epochs
 
   // evaluate reproduces the training run's test part: the same accuracy line.
   const auto test_line = train.output.substr(train.output.find("Test part"));
@@ -125,18 +127,19 @@ TEST_CASE("train, evaluate and predict on a generated folder of photos") {
   const Run json = run("evaluate " + common + " --all --json", true);
   REQUIRE(json.exit_code == 0);
   CHECK(json.output.rfind("{\"part\": \"all\"", 0) == 0);
-  CHECK(contains(json.output, "\"samples\": 80"));
+  CHECK(contains(json.output, "\"samples\": 60"));
 
-  const Run predict = run("predict --model " + quoted(model) + " " +
-                          quoted(data / "with_mask/with_mask_1.jpg") + " " +
-                          quoted(data / "without_mask/without_mask_1.jpg"));
+  const Run predict =
+      run("predict --model " + quoted(model) + " " + quoted(data / "with_mask/with_mask_1.jpg") +
+          " " + quoted(data / "without_mask/without_mask_1.jpg"));
   INFO(predict.output);
   CHECK(predict.exit_code == 0);
   CHECK(contains(predict.output, "with_mask_1.jpg: "));
   CHECK(contains(predict.output, "(probability "));
 
   stratum::testing::write_bytes(dir.path() / "notes.jpg", {'h', 'i'});
-  const Run bad = run("predict --json --model " + quoted(model) + " " + quoted(dir.path() / "notes.jpg"));
+  const Run bad =
+      run("predict --json --model " + quoted(model) + " " + quoted(dir.path() / "notes.jpg"));
   CHECK(bad.exit_code == 1);
   CHECK(contains(bad.output, "\"error\": "));
   CHECK(contains(bad.output, "is not an image"));
@@ -145,12 +148,27 @@ TEST_CASE("train, evaluate and predict on a generated folder of photos") {
 TEST_CASE("train killed mid-run and resumed ends bit-identical to an uninterrupted run") {
   stratum::testing::TempDir dir;
   const fs::path data = dir.path() / "data";
-  stratum::testing::write_photo_folder(data, 60, 21);
+  stratum::testing::write_photo_folder(data, 16, 21);
   // The compact network with everything that carries state: augmentation, AdamW, a cosine
   // schedule, dropout, batch normalisation, early stopping.
-  const std::vector<std::string> common{"train", "--data", data.string(), "--cache", (dir.path() / "cache").string(),
-                                        "--arch", "compact", "--epochs", "6", "--batch", "8", "--seed", "3",
-                                        "--threads", "2", "--early-stopping", "5", "--quiet"};
+  const std::vector<std::string> common{"train",
+                                        "--data",
+                                        data.string(),
+                                        "--cache",
+                                        (dir.path() / "cache").string(),
+                                        "--arch",
+                                        "compact",
+                                        "--epochs",
+                                        "4",
+                                        "--batch",
+                                        "8",
+                                        "--seed",
+                                        "3",
+                                        "--threads",
+                                        "2",
+                                        "--early-stopping",
+                                        "3",
+                                        "--quiet"};
   auto command = [&](const std::string& model, const std::string& extra = "") {
     std::string line;
     for (const auto& a : common) line += quoted(fs::path(a)) + " ";
@@ -166,7 +184,7 @@ TEST_CASE("train killed mid-run and resumed ends bit-identical to an uninterrupt
   // Killed once the second epoch has ended: inside the checkpoint write or the third epoch.
   std::vector<std::string> killed_args = common;
   killed_args.insert(killed_args.end(), {"--model", (dir.path() / "resumed.stmodel").string()});
-  kill_when_printed(killed_args, "Epoch 2/6");
+  kill_when_printed(killed_args, "Epoch 2/4");
   REQUIRE(fs::exists(dir.path() / "resumed.checkpoint"));
   CHECK(!fs::exists(dir.path() / "resumed.stmodel"));
 
@@ -178,8 +196,8 @@ TEST_CASE("train killed mid-run and resumed ends bit-identical to an uninterrupt
   INFO(resumed.output);
   REQUIRE(resumed.exit_code == 0);
   CHECK(contains(resumed.output, "Resuming from "));
-  CHECK(contains(resumed.output, "Epoch 6/6"));
-  CHECK(!contains(resumed.output, "Epoch 1/6"));
+  CHECK(contains(resumed.output, "Epoch 4/4"));
+  CHECK(!contains(resumed.output, "Epoch 1/4"));
   // The same bytes: weights, moving statistics and every metadata entry (test accuracy too).
   CHECK(file_bytes(dir.path() / "resumed.stmodel") == file_bytes(dir.path() / "whole.stmodel"));
 
@@ -193,10 +211,13 @@ TEST_CASE("predict classifies every image of a folder and sums up") {
   const fs::path data = dir.path() / "data";
   stratum::testing::write_photo_folder(data, 8, 8);
   const fs::path model = dir.path() / "m.stmodel";
-  REQUIRE(run("train --data " + quoted(data) + " --no-cache --epochs 1 --arch compact --quiet --model " + quoted(model)).exit_code == 0);
-  stratum::testing::write_bytes(data / "with_mask" / "readme.txt", {'h', 'i'});  // not an image: ignored
-  const Run folder = run("predict --model " + quoted(model) + " " + quoted(data / "with_mask") + " " +
-                         quoted(data / "without_mask/without_mask_1.jpg"));
+  REQUIRE(run("train --data " + quoted(data) +
+              " --no-cache --epochs 1 --arch compact --quiet --model " + quoted(model))
+              .exit_code == 0);
+  stratum::testing::write_bytes(data / "with_mask" / "readme.txt",
+                                {'h', 'i'});  // not an image: ignored
+  const Run folder = run("predict --model " + quoted(model) + " " + quoted(data / "with_mask") +
+                         " " + quoted(data / "without_mask/without_mask_1.jpg"));
   INFO(folder.output);
   CHECK(folder.exit_code == 0);
   CHECK(contains(folder.output, "with_mask_8.jpg: "));
@@ -263,8 +284,9 @@ TEST_CASE("smoke run on the real Kaggle photos in ../shared") {
     for (std::size_t i = 0; i < files.size(); i += files.size() / 150)
       fs::create_symlink(files[i], dir.path() / cls / files[i].filename());
   }
-  const Run train = run("train --data " + quoted(dir.path()) + " --no-cache --epochs 1 --quiet --model " +
-                        quoted(dir.path() / "m.stmodel"));
+  const Run train =
+      run("train --data " + quoted(dir.path()) + " --no-cache --epochs 1 --quiet --model " +
+          quoted(dir.path() / "m.stmodel"));
   INFO(train.output);
   CHECK(train.exit_code == 0);
   CHECK(contains(train.output, ", 0 skipped"));

@@ -13,7 +13,7 @@ template <typename T, typename Epilogue = NoEpilogue>
 void conv2d_forward(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
                     T* output, Conv2DWorkspace<T>& workspace, Epilogue&& epilogue = {}) {
   if (prefers_direct_convolution(g))
-    conv2d_forward_direct(g, input, kernel, bias, output, workspace, epilogue);
+    conv2d_forward_direct(g, input, kernel, bias, output, epilogue);
   else
     conv2d_forward_im2col(g, input, kernel, bias, output, workspace, epilogue);
 }

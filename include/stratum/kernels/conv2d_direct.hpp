@@ -21,7 +21,6 @@
 #include "../parallel.hpp"
 #include "conv2d_geometry.hpp"
 #include "conv2d_im2col.hpp"
-#include "stream_copy.hpp"
 
 namespace stratum::kernels {
 
@@ -49,20 +48,15 @@ inline bool windows_inside(const WindowGeometry& g, Index oy, Index ox, Index co
 
 template <typename T, int F, typename Epilogue>
 void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const T* kernel,
-                                 const T* bias, T* output, Conv2DWorkspace<T>& workspace,
-                                 Epilogue& epilogue) {
+                                 const T* bias, T* output, Epilogue& epilogue) {
   using Vector = Eigen::Array<T, F, 1>;
   const Index C = g.in_c;
   const Vector initial = bias ? Vector(Eigen::Map<const Vector>(bias)) : Vector::Zero();
   const Index row_size = g.out_w * F;
-  // Each row is made in a small buffer that stays in L1 and finished by the epilogue there;
-  // large outputs are then streamed to memory (stream_copy.hpp).
-  const bool streaming = worth_streaming<T>(g.batch * g.out_pixels() * F);
-  workspace.output_tiles.prepare(row_size);
   STRATUM_OMP(parallel for schedule(static))
   for (Index row = 0; row < g.batch * g.out_h; ++row) {
     const Index n = row / g.out_h, oy = row % g.out_h;
-    T* out = workspace.output_tiles.get();
+    T* out = output + row * row_size;
     const T* image = input + n * g.in_h * g.in_w * C;
     Index ox = 0;
     // Four pixels at a time where their windows lie inside the image.
@@ -98,10 +92,6 @@ void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const 
       Eigen::Map<Vector>(out + ox * F) = acc;
     }
     epilogue(out, row_size);
-    if (streaming)
-      stream_copy(out, output + row * row_size, row_size);
-    else
-      std::copy(out, out + row_size, output + row * row_size);
   }
 }
 
@@ -175,10 +165,10 @@ void with_filter_count(Index filters, Body&& body) {
 
 template <typename T, typename Epilogue = NoEpilogue>
 void conv2d_forward_direct(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
-                           T* output, Conv2DWorkspace<T>& workspace, Epilogue&& epilogue = {}) {
+                           T* output, Epilogue&& epilogue = {}) {
   with_filter_count(g.out_c, [&](auto filters) {
     conv2d_forward_direct_fixed<T, decltype(filters)::value>(g, input, kernel, bias, output,
-                                                             workspace, epilogue);
+                                                             epilogue);
   });
 }
 

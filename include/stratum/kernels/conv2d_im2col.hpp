@@ -30,7 +30,6 @@
 #include "../parallel.hpp"
 #include "conv2d_geometry.hpp"
 #include "gemm.hpp"
-#include "stream_copy.hpp"
 
 namespace stratum::kernels {
 
@@ -39,7 +38,6 @@ template <typename T>
 struct Conv2DWorkspace {
   ThreadScratch<T> patches;
   ThreadScratch<T> weight_grads;
-  ThreadScratch<T> output_tiles;       // forward: a tile's (or row's) output, finished in cache
   AlignedVector<T> transposed_kernel;  // W^T (F x K), for the backward-data product
   ThreadScratch<T> gradient_rows;      // dz rows made on the fly (see GradientAsGiven)
 };
@@ -182,9 +180,6 @@ void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* ker
   const Im2colTiling t(g);
   const Index K = t.K, F = t.F, P = t.P;
   workspace.patches.prepare(t.tile_rows * K);
-  // Large outputs are made tile by tile in a buffer and streamed to memory (stream_copy.hpp).
-  const bool streaming = worth_streaming<T>(g.batch * P * F);
-  if (streaming) workspace.output_tiles.prepare(t.tile_rows * F);
 
   STRATUM_OMP(parallel for schedule(static))
   for (Index item = 0; item < g.batch * t.tiles; ++item) {
@@ -192,12 +187,10 @@ void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* ker
     T* patches = workspace.patches.get();
     im2col(g, input + n * t.image_size, first, rows, patches);
     T* z_tile = output + (n * P + first) * F;
-    T* target = streaming ? workspace.output_tiles.get() : z_tile;
-    gemm(rows, F, K, patches, K, Index{1}, kernel, F, target, F, false);  // Z = P W
-    detail::MatrixMap<T> z(target, rows, F);
+    gemm(rows, F, K, patches, K, Index{1}, kernel, F, z_tile, F, false);  // Z = P W
+    detail::MatrixMap<T> z(z_tile, rows, F);
     if (bias) z.rowwise() += detail::ConstRowVectorMap<T>(bias, F);
     epilogue(z.data(), rows * F);
-    if (streaming) stream_copy(target, z_tile, rows * F);
   }
 }
 
