@@ -277,10 +277,11 @@ int train(const std::vector<std::string>& raw) {
   const TrainingCallbacks callbacks = make_callbacks(schedule, lr, steps_per_epoch * epochs, early_stopping);
 
   // Everything that shapes the run: a checkpoint resumes only the run it was written by.
+  const std::string data_fingerprint = fingerprint(images);  // hashes every file name and hash
   std::ostringstream settings;
   settings << "arch=" << arch << " epochs=" << epochs << " batch=" << batch << " lr=" << lr
            << " schedule=" << schedule << " weight_decay=" << weight_decay << " augment=" << augment
-           << " early_stopping=" << early_stopping << " seed=" << seed << " data=" << fingerprint(images);
+           << " early_stopping=" << early_stopping << " seed=" << seed << " data=" << data_fingerprint;
   Metadata run_metadata{{"run_settings", settings.str()}, {"threads", std::to_string(num_threads())}};
   std::vector<Stateful*> state;
   for (auto* c : callbacks.all()) state.push_back(c);
@@ -322,7 +323,7 @@ int train(const std::vector<std::string>& raw) {
       {"background", "255,255,255"},
       {"architecture", arch},
       {"split_seed", std::to_string(seed)},
-      {"data_fingerprint", fingerprint(images)},
+      {"data_fingerprint", data_fingerprint},
       {"epochs", std::to_string(history.epochs())},
       {"test_accuracy", std::to_string(test.confusion.accuracy())},
       {"stratum_version", stratum::version},
