@@ -7,8 +7,10 @@
 #   scripts/install-deps.sh --onednn    also oneDNN, which the benchmarks then compare with
 set -euo pipefail
 
-# clang and its runtime libraries build the libFuzzer targets.
-packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev clang libclang-rt-dev)
+# clang, its sanitizer runtimes and its OpenMP (libomp) build the sanitizer tests and the
+# libFuzzer targets.
+packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev clang libclang-rt-dev
+          libomp-dev)
 [[ "${1:-}" == "--golden" ]] && packages+=(python3-torch python3-numpy)
 [[ "${1:-}" == "--onednn" ]] && packages+=(libdnnl-dev)
 

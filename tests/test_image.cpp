@@ -1,6 +1,8 @@
 // Image decoding: every format the loader promises, written by the test itself, plus the bad
 // files a real folder contains.
 #include <doctest/doctest.h>
+
+#include <algorithm>
 #include <stratum/data/image.hpp>
 
 #include "image_writers.hpp"
@@ -158,7 +160,8 @@ TEST_CASE("bad files give errors that name them") {
   const auto png = dir.path() / "photo.png";
   REQUIRE(stbi_write_png(png.string().c_str(), 8, 6, 3, rgb.data(), 24));
   const Bytes png_bytes = file_bytes(png);
-  CHECK_THROWS_AS(decode_image(Bytes(png_bytes.begin(), png_bytes.begin() + 40), "cut.png"), IoError);
+  CHECK_THROWS_WITH_AS(decode_image(Bytes(png_bytes.begin(), png_bytes.begin() + 40), "cut.png"),
+                       doctest::Contains("'cut.png' is a truncated PNG"), IoError);
   CHECK_THROWS_WITH_AS(load_image(dir.path() / "missing.jpg"),
                        doctest::Contains("missing.jpg"), IoError);
 
@@ -166,6 +169,116 @@ TEST_CASE("bad files give errors that name them") {
   Bytes padded = good;
   padded.insert(padded.end(), 64, 0);
   CHECK(decode_image(padded, "padded.jpg").width == 8);
+}
+
+namespace {
+
+/// The offset of the n-th (from 0) marker `marker` in a JPEG, found by walking its segments
+/// (the test files have no stray bytes, and their scans' data never hold 0xFF).
+std::size_t find_segment(const Bytes& jpeg, std::uint8_t marker, int n) {
+  std::size_t pos = 2;
+  while (pos + 3 < jpeg.size()) {
+    REQUIRE(jpeg[pos] == 0xFF);
+    if (jpeg[pos + 1] == marker && n-- == 0) return pos;
+    const std::size_t length = std::size_t(jpeg[pos + 2]) << 8 | jpeg[pos + 3];
+    pos += 2 + length;
+    if (jpeg[pos - 2 - length + 1] == 0xDA)
+      while (!(jpeg[pos] == 0xFF && jpeg[pos + 1] != 0 && (jpeg[pos + 1] < 0xD0 || jpeg[pos + 1] > 0xD7))) ++pos;
+  }
+  FAIL("marker not found");
+  return 0;
+}
+
+}  // namespace
+
+// stb_image 2.27 reads out of bounds on these (the fuzzer found the first); they must be
+// refused before it sees them.
+TEST_CASE("JPEGs whose tables do not fit their scans are refused by name") {
+  testing::TempDir dir;
+  const auto path = dir.path() / "photo.jpg";
+  REQUIRE(stbi_write_jpg(path.string().c_str(), 8, 6, 3, gradient(8, 6).data(), 90));
+  const Bytes baseline = file_bytes(path);
+  const Bytes progressive = file_bytes(STRATUM_TEST_DATA_DIR "/progressive.jpg");
+  REQUIRE(decode_image(baseline, "photo.jpg").width == 8);
+  REQUIRE(decode_image(progressive, "progressive.jpg").width == 24);
+
+  SUBCASE("a Huffman table with more than 256 codes") {
+    Bytes bad = baseline;
+    const std::size_t dht = find_segment(bad, 0xC4, 0);
+    bad[dht + 4 + 15] = 255;  // codes of length 15 and 16
+    bad[dht + 4 + 16] = 255;
+    CHECK_THROWS_WITH_AS(decode_image(bad, "big.jpg"),
+                         doctest::Contains("'big.jpg' is a corrupt JPEG (a Huffman table declares"), IoError);
+  }
+  SUBCASE("a baseline scan naming an undefined DC table") {
+    Bytes bad = baseline;
+    bad[find_segment(bad, 0xDA, 0) + 6] = 0x20;  // first component: DC table 2, AC table 0
+    CHECK_THROWS_WITH_AS(decode_image(bad, "dc.jpg"),
+                         "'dc.jpg' is a corrupt JPEG (a scan uses a Huffman table that no DHT segment defines)",
+                         IoError);
+  }
+  SUBCASE("a progressive AC scan naming an undefined AC table") {
+    Bytes bad = progressive;
+    bad[find_segment(bad, 0xDA, 1) + 6] = 0x02;  // luma AC scan: AC table 2
+    CHECK_THROWS_WITH_AS(decode_image(bad, "ac.jpg"),
+                         doctest::Contains("a scan uses a Huffman table that no DHT segment defines"), IoError);
+  }
+  SUBCASE("a progressive refinement scan may name a DC table it does not use") {
+    Bytes odd = progressive;
+    odd[find_segment(odd, 0xDA, 6) + 6] = 0x30;  // DC refinement of luma: DC table 3, unused
+    CHECK(decode_image(odd, "refine.jpg").width == 24);
+  }
+  SUBCASE("a component whose quantisation table is never defined") {
+    Bytes bad = baseline;
+    const std::size_t dqt = find_segment(bad, 0xDB, 0);
+    bad[dqt + 4] = static_cast<std::uint8_t>((bad[dqt + 4] & 0xF0) | 3);  // defines table 3, not 0
+    CHECK_THROWS_WITH_AS(decode_image(bad, "dqt.jpg"),
+                         doctest::Contains("a scan uses a quantisation table that no DQT segment defines"), IoError);
+  }
+  SUBCASE("a frame header naming quantisation table 15") {
+    Bytes bad = baseline;
+    bad[find_segment(bad, 0xC0, 0) + 12] = 15;  // the first component's table
+    CHECK_THROWS_WITH_AS(decode_image(bad, "tq.jpg"),
+                         doctest::Contains("bad quantisation table number in the frame header"), IoError);
+  }
+  SUBCASE("bytes where a marker should be, after the frame header") {
+    Bytes bad = baseline;
+    bad[find_segment(bad, 0xDA, 0)] = 0x12;
+    CHECK_THROWS_WITH_AS(decode_image(bad, "stray.jpg"), doctest::Contains("expected a marker at byte"), IoError);
+  }
+}
+
+// stb_image 2.27 allocates what an IDAT chunk claims before reading it, and copies to a null
+// pointer on an empty first IDAT (the fuzzer found both).
+TEST_CASE("PNG chunks: lengths past the end are refused, empty IDAT chunks are dropped") {
+  const Bytes rows{10, 20, 30, 40, 50, 60};
+  const Bytes png = testing::encode_png(2, 1, 8, 2, rows, 6);
+  const auto idat = static_cast<std::size_t>(std::search(png.begin(), png.end(), std::begin("IDAT"), std::end("IDAT") - 1) - png.begin()) - 4;
+  REQUIRE(idat < png.size());
+
+  SUBCASE("an empty IDAT before the data decodes as the file without it") {
+    Bytes empty_chunk;
+    testing::png_chunk(empty_chunk, "IDAT", {});
+    Bytes with_empty = png;
+    with_empty.insert(with_empty.begin() + static_cast<std::ptrdiff_t>(idat), empty_chunk.begin(), empty_chunk.end());
+    with_empty.insert(with_empty.end() - 12, empty_chunk.begin(), empty_chunk.end());  // and one before IEND
+    const Image image = decode_image(with_empty, "empty_idat.png");
+    CHECK(image.pixels == decode_image(png, "plain.png").pixels);
+    CHECK(image.pixels == std::vector<std::uint8_t>(rows.begin(), rows.end()));
+  }
+  SUBCASE("an IDAT claiming 2 GB in a file of a few bytes") {
+    Bytes bad = png;
+    bad[idat] = 0x80;
+    const std::uint32_t claimed = std::uint32_t{bad[idat]} << 24 | std::uint32_t{bad[idat + 1]} << 16 |
+                                  std::uint32_t{bad[idat + 2]} << 8 | bad[idat + 3];
+    const std::string expected = "'huge.png' is a truncated PNG (a chunk at byte " + std::to_string(idat) +
+                                 " claims " + std::to_string(claimed) + " bytes, more than the file holds)";
+    CHECK_THROWS_WITH_AS(decode_image(bad, "huge.png"), expected.c_str(), IoError);
+  }
+  SUBCASE("no IEND") {
+    const Bytes cut(png.begin(), png.end() - 12);
+    CHECK_THROWS_WITH_AS(decode_image(cut, "no_end.png"), "'no_end.png' is a truncated PNG (no IEND chunk)", IoError);
+  }
 }
 
 TEST_CASE("downscaling averages instead of aliasing") {

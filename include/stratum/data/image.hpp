@@ -3,6 +3,9 @@
 // the file's content, never its name; composite transparency onto a background colour; resize
 // with a filter that does not alias.
 //
+// Corrupt files: JPEGs and PNGs are checked first (jpeg_structure.hpp, png_structure.hpp) for
+// the faults stb_image 2.27 would read or allocate out of bounds on; stb catches the rest.
+//
 // Alpha: a transparent pixel shows the background colour (white by default), blended in 8-bit
 // sRGB as most viewers do: out = (a * colour + (255 - a) * background) / 255.
 //
@@ -23,6 +26,8 @@
 
 #include "../errors.hpp"
 #include "binary_io.hpp"
+#include "jpeg_structure.hpp"
+#include "png_structure.hpp"
 #include "stb.hpp"
 
 /// The largest image decoded, in pixels: 268 megapixels (about 1 GiB as RGBA). Larger claims
@@ -60,17 +65,6 @@ inline std::string image_format(std::span<const std::uint8_t> bytes) {
   return "";
 }
 
-namespace detail {
-/// A JPEG whose end-of-image marker is missing was cut short; stb_image would fill the missing
-/// part with grey rather than fail, so we look for the marker ourselves (after any zero
-/// padding, which some writers append).
-inline bool jpeg_is_complete(std::span<const std::uint8_t> bytes) {
-  std::size_t end = bytes.size();
-  while (end > 0 && bytes[end - 1] == 0) --end;
-  return end >= 2 && bytes[end - 2] == 0xFF && bytes[end - 1] == 0xD9;
-}
-}  // namespace detail
-
 /// Decodes an image file's bytes to RGB. `name` is used in error messages.
 /// Throws IoError for empty, unrecognised, truncated, corrupt or absurdly large images.
 inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name,
@@ -79,8 +73,10 @@ inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string
   const std::string format = image_format(bytes);
   if (format.empty())
     throw IoError("'" + name + "' is not an image (not JPEG, PNG, GIF or BMP by its content)");
-  if (format == "JPEG" && !detail::jpeg_is_complete(bytes))
-    throw IoError("'" + name + "' is a truncated JPEG (no end-of-image marker)");
+  // stb_image trusts some things a corrupt file gets wrong; these checks come first.
+  std::vector<std::uint8_t> repaired;
+  if (format == "JPEG") detail::check_jpeg_structure(bytes, name);
+  if (format == "PNG") bytes = detail::check_png_structure(bytes, name, repaired);
   if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
     throw IoError("'" + name + "' is too large to decode");
   const auto size = static_cast<int>(bytes.size());
