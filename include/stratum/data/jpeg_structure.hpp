@@ -43,7 +43,8 @@ inline void check_jpeg_structure(std::span<const std::uint8_t> bytes, const std:
   auto corrupt = [&](const std::string& what) {
     return IoError("'" + name + "' is a corrupt JPEG (" + what + ")");
   };
-  if (!jpeg_is_complete(bytes)) throw IoError("'" + name + "' is a truncated JPEG (no end-of-image marker)");
+  if (!jpeg_is_complete(bytes))
+    throw IoError("'" + name + "' is a truncated JPEG (no end-of-image marker)");
   // stb reads a zero past the end of the data; reading the same keeps the walk in step with it.
   auto byte_at = [&](std::size_t i) -> unsigned { return i < bytes.size() ? bytes[i] : 0u; };
   auto u16_at = [&](std::size_t i) -> unsigned { return byte_at(i) << 8 | byte_at(i + 1); };
@@ -67,11 +68,13 @@ inline void check_jpeg_structure(std::span<const std::uint8_t> bytes, const std:
     const unsigned marker = byte_at(pos++);
     if (marker == 0xD9) return;  // end of image: stb stops reading here
     if (marker == 0x00 || marker == 0x01 || marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7))
-      throw corrupt("unexpected marker " + std::to_string(marker) + " at byte " + std::to_string(pos - 2));
+      throw corrupt("unexpected marker " + std::to_string(marker) + " at byte " +
+                    std::to_string(pos - 2));
 
     const std::size_t length = u16_at(pos);
     if (length < 2 || pos + length > bytes.size())
-      throw corrupt("segment at byte " + std::to_string(pos - 2) + " runs past the end of the file");
+      throw corrupt("segment at byte " + std::to_string(pos - 2) +
+                    " runs past the end of the file");
     const std::size_t segment_end = pos + length;
 
     if (marker == 0xC4) {  // DHT: tables read exactly as stb reads them
@@ -83,7 +86,8 @@ inline void check_jpeg_structure(std::span<const std::uint8_t> bytes, const std:
         unsigned codes = 0;
         for (std::size_t i = 1; i <= 16; ++i) codes += byte_at(at + i);
         if (codes > 256)
-          throw corrupt("a Huffman table declares " + std::to_string(codes) + " codes, at most 256");
+          throw corrupt("a Huffman table declares " + std::to_string(codes) +
+                        " codes, at most 256");
         huffman_defined[table_class][table] = true;
         at += 17 + codes;
         left -= 17 + static_cast<long>(codes);

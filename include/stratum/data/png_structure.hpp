@@ -60,7 +60,8 @@ inline std::span<const std::uint8_t> check_png_structure(std::span<const std::ui
                     bytes.begin() + static_cast<std::ptrdiff_t>(chunk));
     copied_to = chunk + framing;
   }
-  repaired.insert(repaired.end(), bytes.begin() + static_cast<std::ptrdiff_t>(copied_to), bytes.end());
+  repaired.insert(repaired.end(), bytes.begin() + static_cast<std::ptrdiff_t>(copied_to),
+                  bytes.end());
   return repaired;
 }
 
