@@ -55,9 +55,10 @@ TEST_CASE("Dense: needs a flat input") {
                        ShapeError);
 }
 
-// The float layer runs the SIMD GEMM of kernels/gemm.hpp (the double one Eigen's); both must
-// give the products of the plain formulas, on shapes with odd sizes, batch 1, and more inputs
-// than one thread's block (2048), which splits the forward pass into partial products.
+// In float, dW comes from the SIMD GEMM of kernels/gemm.hpp (in double, which the gradient
+// checks use, from Eigen's), so the float layer is checked against the plain formulas too: odd
+// sizes, batch 1, and more inputs than one thread's block (2048), which splits the forward pass
+// into partial products.
 TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
   struct Case {
     Index batch, inputs, units;

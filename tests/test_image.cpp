@@ -179,11 +179,12 @@ std::size_t find_segment(const Bytes& jpeg, std::uint8_t marker, int n) {
   std::size_t pos = 2;
   while (pos + 3 < jpeg.size()) {
     REQUIRE(jpeg[pos] == 0xFF);
-    if (jpeg[pos + 1] == marker && n-- == 0) return pos;
-    const std::size_t length = std::size_t(jpeg[pos + 2]) << 8 | jpeg[pos + 3];
-    pos += 2 + length;
-    if (jpeg[pos - 2 - length + 1] == 0xDA)
-      while (!(jpeg[pos] == 0xFF && jpeg[pos + 1] != 0 && (jpeg[pos + 1] < 0xD0 || jpeg[pos + 1] > 0xD7))) ++pos;
+    const std::uint8_t here = jpeg[pos + 1];
+    if (here == marker && n-- == 0) return pos;
+    pos += 2 + big_endian_at(jpeg, pos + 2, 2);
+    if (here == 0xDA)  // a scan's data runs to the next marker that is not a restart
+      while (!(jpeg[pos] == 0xFF && jpeg[pos + 1] != 0 && (jpeg[pos + 1] < 0xD0 || jpeg[pos + 1] > 0xD7)))
+        ++pos;
   }
   FAIL("marker not found");
   return 0;
@@ -269,8 +270,7 @@ TEST_CASE("PNG chunks: lengths past the end are refused, empty IDAT chunks are d
   SUBCASE("an IDAT claiming 2 GB in a file of a few bytes") {
     Bytes bad = png;
     bad[idat] = 0x80;
-    const std::uint32_t claimed = std::uint32_t{bad[idat]} << 24 | std::uint32_t{bad[idat + 1]} << 16 |
-                                  std::uint32_t{bad[idat + 2]} << 8 | bad[idat + 3];
+    const std::uint32_t claimed = big_endian_at(bad, idat, 4);
     const std::string expected = "'huge.png' is a truncated PNG (a chunk at byte " + std::to_string(idat) +
                                  " claims " + std::to_string(claimed) + " bytes, more than the file holds)";
     CHECK_THROWS_WITH_AS(decode_image(bad, "huge.png"), expected.c_str(), IoError);

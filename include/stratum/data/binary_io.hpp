@@ -1,4 +1,5 @@
-// Little-endian binary reading and writing with bounds checks, for stratum's file formats.
+// Little-endian binary reading and writing with bounds checks, for stratum's file formats
+// (and one big-endian read, for the image formats' headers).
 // A reader never reads past its buffer: a short file raises IoError("... is truncated ...")
 // naming the file, instead of reading garbage.
 #pragma once
@@ -90,6 +91,17 @@ class BinaryReader {
   std::string name_;
   std::size_t offset_ = 0;
 };
+
+/// The unsigned big-endian integer of `width` bytes (at most 4) at `at`, as image formats store
+/// them; bytes past the end read as 0, as stb_image reads them.
+inline std::uint32_t big_endian_at(std::span<const std::uint8_t> bytes, std::size_t at, int width) {
+  std::uint32_t value = 0;
+  for (int i = 0; i < width; ++i) {
+    const std::size_t k = at + static_cast<std::size_t>(i);
+    value = value << 8 | (k < bytes.size() ? bytes[k] : 0u);
+  }
+  return value;
+}
 
 /// The whole file as bytes. Throws IoError naming the file.
 inline std::vector<std::uint8_t> read_file(const std::filesystem::path& path) {

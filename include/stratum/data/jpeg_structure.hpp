@@ -24,6 +24,7 @@
 #include <string>
 
 #include "../errors.hpp"
+#include "binary_io.hpp"
 
 namespace stratum::detail {
 
@@ -46,8 +47,7 @@ inline void check_jpeg_structure(std::span<const std::uint8_t> bytes, const std:
   if (!jpeg_is_complete(bytes))
     throw IoError("'" + name + "' is a truncated JPEG (no end-of-image marker)");
   // stb reads a zero past the end of the data; reading the same keeps the walk in step with it.
-  auto byte_at = [&](std::size_t i) -> unsigned { return i < bytes.size() ? bytes[i] : 0u; };
-  auto u16_at = [&](std::size_t i) -> unsigned { return byte_at(i) << 8 | byte_at(i + 1); };
+  auto byte_at = [&](std::size_t i) -> unsigned { return big_endian_at(bytes, i, 1); };
 
   std::array<std::array<bool, 4>, 2> huffman_defined{};  // [0 = DC, 1 = AC][table]
   std::array<bool, 4> quantisation_defined{};
@@ -71,7 +71,7 @@ inline void check_jpeg_structure(std::span<const std::uint8_t> bytes, const std:
       throw corrupt("unexpected marker " + std::to_string(marker) + " at byte " +
                     std::to_string(pos - 2));
 
-    const std::size_t length = u16_at(pos);
+    const std::size_t length = big_endian_at(bytes, pos, 2);
     if (length < 2 || pos + length > bytes.size())
       throw corrupt("segment at byte " + std::to_string(pos - 2) +
                     " runs past the end of the file");

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "binary_io.hpp"
 
 namespace stratum::detail {
 
@@ -27,10 +28,6 @@ namespace stratum::detail {
 inline std::span<const std::uint8_t> check_png_structure(std::span<const std::uint8_t> bytes,
                                                          const std::string& name,
                                                          std::vector<std::uint8_t>& repaired) {
-  auto u32_at = [&](std::size_t i) {
-    return std::uint32_t{bytes[i]} << 24 | std::uint32_t{bytes[i + 1]} << 16 |
-           std::uint32_t{bytes[i + 2]} << 8 | std::uint32_t{bytes[i + 3]};
-  };
   auto type_is = [&](std::size_t i, const char* type) {
     for (std::size_t k = 0; k < 4; ++k)
       if (bytes[i + k] != static_cast<std::uint8_t>(type[k])) return false;
@@ -42,7 +39,7 @@ inline std::span<const std::uint8_t> check_png_structure(std::span<const std::ui
   while (true) {
     if (bytes.size() - pos < framing)
       throw IoError("'" + name + "' is a truncated PNG (no IEND chunk)");
-    const std::uint32_t length = u32_at(pos);
+    const std::uint32_t length = big_endian_at(bytes, pos, 4);
     if (length > bytes.size() - pos - framing)
       throw IoError("'" + name + "' is a truncated PNG (a chunk at byte " + std::to_string(pos) +
                     " claims " + std::to_string(length) + " bytes, more than the file holds)");

@@ -50,12 +50,12 @@ class Dense final : public Layer<T> {
 
   // The products are split over blocks of the I input features, one thread per block with a
   // single-threaded GEMM inside: the kernel W is the large operand (7.4 M values in the
-  // notebook's first Dense layer) and each block streams a slice of it once. Eigen's GEMM does
-  // the forward product and dx; dW = x^T dz, whose depth is only the batch, runs faster on the
-  // register-blocked kernel of kernels/gemm.hpp (the notebook's dense1 backward: medians of
-  // 7.2-7.4 ms before, 5.7-6.1 ms after, in alternating runs; that kernel measured slower
-  // than Eigen's for the forward product, 4.6 against 3.3 ms). The forward pass
+  // notebook's first Dense layer) and each block streams a slice of it once. The forward pass
   // sums per-thread partial products in thread order, so a thread count gives the same bits.
+  // Which GEMM: dW = x^T dz, whose depth is only the batch, runs on the register-blocked
+  // kernel of kernels/gemm.hpp, which measured faster there than Eigen's; the forward product
+  // and dx stay on Eigen's, faster for the forward (see docs/kernels.md for the figures) and
+  // needing no transposed copy of W for dx.
   static constexpr Index block_features = 2048;
 
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {

@@ -102,7 +102,7 @@ class MaxPool2D final : public Layer<T> {
       const T* image = x.data() + n * in_size;
       // The window's taps are tracked in 32 bits, the width of T, so that the branch-free loop
       // below vectorises; they are narrowed to bytes once the window is done.
-      std::vector<std::int32_t> taps(static_cast<std::size_t>(g.in_c));
+      std::vector<std::int32_t> taps(record_argmax ? static_cast<std::size_t>(g.in_c) : 0);
       for (Index oy = 0; oy < g.out_h; ++oy)
         for (Index ox = 0; ox < g.out_w; ++ox) {
           const Index out_offset = n * out_size + (oy * g.out_w + ox) * g.out_c;
