@@ -109,5 +109,42 @@ BENCHMARK(max_pool1_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTi
 BENCHMARK(dense1_forward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(dense1_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+/// A Conv2D and the 2x2 MaxPool2D after it, fused as Sequential runs them (forward_pooled,
+/// backward_pooled), at the notebook's shapes; argument 0 is the batch size. The first pair's
+/// backward computes no input gradient, as in the model, where it is the first layer.
+void pooled_convolution_pass(benchmark::State& state, const WindowGeometry& g, bool backward,
+                             bool input_gradient) {
+  Random rng(1);
+  Conv2D<float> conv(g.out_c, Size2{g.kernel_h, g.kernel_w}, Activation::relu);
+  MaxPool2D<float> pool(2);
+  pool.build(conv.build({g.in_h, g.in_w, g.in_c}, rng), rng);
+  Tensor<float> x({g.batch, g.in_h, g.in_w, g.in_c}), pooled, dx;
+  for (auto& v : x) v = static_cast<float>(rng.uniform(0, 1));
+  conv.forward_pooled(x, pool, pooled);
+  Tensor<float> d_pooled(pooled.shape());
+  for (auto& v : d_pooled) v = static_cast<float>(rng.uniform(-1, 1));
+  for (auto _ : state) {
+    if (backward)
+      conv.backward_pooled(x, pool, pooled, d_pooled, input_gradient ? &dx : nullptr);
+    else
+      conv.forward_pooled(x, pool, pooled);
+    benchmark::ClobberMemory();
+  }
+  // Forward computes only the rows some window reads (60 of conv2's 61); backward runs the
+  // kernels over every row, one pass for the weights and one for the input gradient.
+  const double forward_rows = double(pool.output_shape()[0] * 2) / double(g.out_h);
+  report(state, conv_flops(g) * (backward ? (input_gradient ? 2 : 1) : forward_rows),
+         double(g.batch));
+}
+
+void conv1_pool1_fused_forward(benchmark::State& s) { pooled_convolution_pass(s, conv1_geometry(s.range(0)), false, false); }
+void conv1_pool1_fused_backward(benchmark::State& s) { pooled_convolution_pass(s, conv1_geometry(s.range(0)), true, false); }
+void conv2_pool2_fused_forward(benchmark::State& s) { pooled_convolution_pass(s, conv2_geometry(s.range(0)), false, true); }
+void conv2_pool2_fused_backward(benchmark::State& s) { pooled_convolution_pass(s, conv2_geometry(s.range(0)), true, true); }
+BENCHMARK(conv1_pool1_fused_forward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(conv1_pool1_fused_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(conv2_pool2_fused_forward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(conv2_pool2_fused_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 }  // namespace
 }  // namespace stratum::bench

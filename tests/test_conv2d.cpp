@@ -226,3 +226,125 @@ TEST_CASE("Conv2D: without an input gradient (the first layer) the weight gradie
       CHECK(conv.bias().grad[i] == doctest::Approx(bias_grad[i]).epsilon(1e-12));
   }
 }
+
+// ---- Conv2D fused with the MaxPool2D after it -----------------------------------------------
+
+namespace {
+
+struct PooledConvCase {
+  Shape input;  // per sample
+  Index filters, kernel, stride;
+  Padding padding;
+  Activation activation;
+  Size2 pool, pool_stride;
+  Padding pool_padding;
+  Index batch;
+};
+
+/// Runs the pair both ways, layer by layer and fused. Our float GEMM computes each output the
+/// same way whatever the tile, so with ReLU (exact) the fused pair gives the same bits. Eigen's
+/// GEMM (double, and float without AVX) blocks by the matrix sizes, which differ between a tile
+/// and a band, and its vectorised exp differs from its scalar one at the end of a block: equal
+/// within rounding then.
+template <typename T>
+void check_fused_pair(const PooledConvCase& pc, std::uint64_t seed) {
+  Random rng(seed);
+  Conv2D<T> conv(pc.filters, pc.kernel, pc.activation, pc.stride, pc.padding);
+  MaxPool2D<T> pool(pc.pool, pc.pool_stride, pc.pool_padding);
+  pool.build(conv.build(pc.input, rng), rng);
+  REQUIRE(conv.fuses_with(pool));
+  auto random = [&](const Shape& shape) {
+    Tensor<T> t(shape);
+    for (auto& v : t) v = static_cast<T>(rng.uniform(-1, 1));
+    return t;
+  };
+  const Tensor<T> x = random(pc.input.with_batch(pc.batch));
+  for (auto& v : conv.bias().value) v = static_cast<T>(rng.uniform(-0.2, 0.2));
+
+  Tensor<T> y, pooled, dy, dx;
+  conv.forward(x, y, Mode::training);
+  pool.forward(y, pooled, Mode::training);
+  const Tensor<T> d_pooled = random(pooled.shape());
+  pool.backward(y, pooled, d_pooled, &dy);
+  conv.backward(x, y, dy, &dx);
+  const Tensor<T> kernel_grad = conv.kernel().grad, bias_grad = conv.bias().grad;
+
+  Tensor<T> fused_pooled, fused_dx;
+  conv.forward_pooled(x, pool, fused_pooled);
+  conv.backward_pooled(x, pool, fused_pooled, d_pooled, &fused_dx);
+  INFO(std::string(sizeof(T) == 4 ? "float" : "double")
+       << ", input " << pc.input.to_string() << " batch " << pc.batch << ", " << pc.filters
+       << " filters " << pc.kernel << "x" << pc.kernel << " stride " << pc.stride << " "
+       << std::string(to_string(pc.padding)) << " " << std::string(to_string(pc.activation))
+       << ", pool " << pc.pool.h << "x" << pc.pool.w << " stride " << pc.pool_stride.h << "x"
+       << pc.pool_stride.w << " " << std::string(to_string(pc.pool_padding)));
+  const bool exact = std::is_same_v<T, float> && kernels::gemm_float_path() != std::string("eigen") &&
+                     pc.activation != Activation::sigmoid;
+  const double tolerance = exact ? 0.0 : std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  auto check_close = [&](const Tensor<T>& fused, const Tensor<T>& expected, const char* what) {
+    REQUIRE(fused.shape() == expected.shape());
+    double worst = 0, scale = 1;
+    for (T v : expected) scale = std::max(scale, std::abs(double(v)));
+    for (Index i = 0; i < fused.size(); ++i)
+      worst = std::max(worst, std::abs(double(fused[i]) - double(expected[i])) / scale);
+    INFO(what << ": worst difference " << worst << " relative to the largest value");
+    CHECK(worst <= tolerance);
+  };
+  check_close(fused_pooled, pooled, "pooled output");
+  check_close(fused_dx, dx, "input gradient");
+  check_close(conv.kernel().grad, kernel_grad, "kernel gradient");
+  check_close(conv.bias().grad, bias_grad, "bias gradient");
+
+  // The first layer of a model needs no input gradient.
+  conv.backward_pooled(x, pool, fused_pooled, d_pooled, nullptr);
+  check_close(conv.kernel().grad, kernel_grad, "kernel gradient without dx");
+}
+
+}  // namespace
+
+TEST_CASE("Conv2D fused with MaxPool2D gives the two layers' results") {
+  const auto relu = Activation::relu;
+  const auto valid = Padding::valid, same = Padding::same;
+  const std::vector<PooledConvCase> cases{
+      // The notebook's first pair at a small size (direct kernels: K = 27, 32 filters), batch 1.
+      {{12, 12, 3}, 32, 3, 1, valid, relu, 2, 2, valid, 1},
+      // Odd sizes: the last row and column of the convolution's output are in no window.
+      {{11, 10, 3}, 16, 3, 1, valid, relu, 2, 2, valid, 3},
+      // im2col + GEMM, channels and filters that are not multiples of the vector width.
+      {{9, 13, 5}, 7, 3, 1, same, relu, 2, 2, valid, 2},
+      {{10, 9, 6}, 37, 2, 2, same, Activation::sigmoid, 2, 2, same, 2},
+      {{8, 8, 4}, 64, 3, 1, valid, Activation::linear, 3, 3, valid, 2},
+      // Stride beyond the pool: rows and columns between windows get no gradient.
+      {{13, 12, 2}, 9, 3, 1, valid, relu, Size2{2, 1}, Size2{3, 2}, valid, 2},
+      // Rows of output that do not fit one tile of im2col (more than 16 rows' worth per band).
+      {{40, 70, 8}, 12, 3, 1, same, relu, 2, 2, valid, 1},
+  };
+  std::uint64_t seed = 1;
+  for (const auto& pc : cases) {
+    check_fused_pair<float>(pc, seed++);
+    check_fused_pair<double>(pc, seed++);
+  }
+}
+
+TEST_CASE("Conv2D fused with MaxPool2D: what cannot be fused is refused by name") {
+  Random rng(0);
+  Conv2D<float> conv(4, 3, Activation::relu);
+  conv.set_name("conv2d");
+  MaxPool2D<float> overlapping(3, 2), disjoint(2);
+  overlapping.set_name("max_pooling2d");
+  overlapping.build(conv.build({9, 9, 2}, rng), rng);
+  disjoint.build({7, 7, 4}, rng);
+  CHECK_FALSE(conv.fuses_with(overlapping));
+  CHECK(conv.fuses_with(disjoint));
+  Conv2D<float> softmax(4, 3, Activation::softmax);
+  softmax.build({9, 9, 2}, rng);
+  CHECK_FALSE(softmax.fuses_with(disjoint));
+  Tensor<float> x({1, 9, 9, 2}), pooled;
+  CHECK_THROWS_WITH_AS(conv.forward_pooled(x, overlapping, pooled),
+                       "Conv2D 'conv2d' cannot run fused with MaxPooling2D 'max_pooling2d' "
+                       "(overlapping windows, softmax, or a pool not built on this layer's "
+                       "output)",
+                       Error);
+  Tensor<float> wrong({1, 9, 8, 2});
+  CHECK_THROWS_AS(conv.forward_pooled(wrong, disjoint, pooled), ShapeError);
+}

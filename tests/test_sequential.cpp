@@ -76,6 +76,60 @@ TEST_CASE("the whole network's gradients match finite differences") {
   }
 }
 
+TEST_CASE("a Conv2D and the MaxPool2D after it run fused, with the layer-by-layer results") {
+  // The first pair runs the direct kernels (K = 18, 8 filters), the second im2col + GEMM.
+  Sequential<double> model({10, 9, 2}, 3);
+  model.add<Conv2D>(8, 3, Activation::relu, 1, Padding::same);
+  model.add<MaxPool2D>(2);
+  model.add<Conv2D>(5, 2, Activation::relu);
+  model.add<MaxPool2D>(2);
+  model.add<Flatten>();
+  model.add<Dense>(2, Activation::sigmoid);
+  CHECK(model.runs_fused(0));
+  CHECK(model.runs_fused(2));
+  CHECK_FALSE(model.runs_fused(1));
+  SparseCategoricalCrossentropy<double> loss;
+  Random rng(4);
+  const Tensor<double> x = testing::random_tensor({3, 10, 9, 2}, rng);
+  const std::vector<int> labels{0, 1, 1};
+
+  // Layer by layer, through each layer's own forward and backward.
+  std::vector<Tensor<double>> outputs(model.size()), grads(model.size());
+  for (std::size_t i = 0; i < model.size(); ++i)
+    model.layer(i).forward(i == 0 ? x : outputs[i - 1], outputs[i], Mode::training);
+  loss.compute(outputs.back(), labels, &grads.back());
+  for (std::size_t i = model.size(); i-- > 0;)
+    model.layer(i).backward(i == 0 ? x : outputs[i - 1], outputs[i], grads[i],
+                            i == 0 ? nullptr : &grads[i - 1]);
+  std::vector<Tensor<double>> layer_by_layer;
+  for (auto* p : model.parameters()) layer_by_layer.push_back(p->grad);
+
+  // Fused. (Equal within rounding, not bit for bit: in double, Eigen's GEMM does the products,
+  // and it blocks them by the sizes, which differ between a tile and a band.)
+  auto check_close = [](const Tensor<double>& fused, const Tensor<double>& expected) {
+    REQUIRE(fused.shape() == expected.shape());
+    for (Index i = 0; i < fused.size(); ++i)
+      CHECK(fused[i] == doctest::Approx(expected[i]).epsilon(1e-12).scale(1.0));
+  };
+  const Tensor<double> output = model.forward(x, Mode::training);
+  check_close(output, outputs.back());
+  Tensor<double> d_output;
+  loss.compute(output, labels, &d_output);
+  model.backward(d_output);
+  const auto parameters = model.parameters();
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    INFO("parameter " << i << " (" << parameters[i]->name << ")");
+    check_close(parameters[i]->grad, layer_by_layer[i]);
+  }
+
+  // And the fused model's gradients match finite differences.
+  auto compute = [&] { return loss.compute(model.forward(x, Mode::inference), labels, nullptr); };
+  for (auto* p : parameters) {
+    const Tensor<double> analytic = p->grad;
+    testing::check_against_numeric(p->name, p->value, analytic, compute);
+  }
+}
+
 TEST_CASE("training learns a generated two-class image task") {
   const auto train = make_stripes<float>(600, 12, 3, 1);
   const auto test = make_stripes<float>(200, 12, 3, 2);

@@ -18,6 +18,46 @@ void conv2d_forward(const WindowGeometry& g, const T* input, const T* kernel, co
     conv2d_forward_im2col(g, input, kernel, bias, output, workspace, epilogue);
 }
 
+/// The convolution computed in bands of output rows, for a pooling layer that reads each band
+/// while it is still in cache (Conv2D followed by MaxPool2D): the convolution's full output,
+/// four times the size of the pooled one for 2x2 pools, is then never written to memory.
+///
+/// `pooling` is the geometry of the pooling over this convolution's output. Band oy holds the
+/// rows that pooling output row oy reads, [oy * stride_h - pad_top, ... + kernel_h), clipped to
+/// the output. consume(n, oy, values, first_row, rows) receives band oy of image n: `rows` output
+/// rows from `first_row`, with the bias and without any activation, in a per-thread buffer.
+/// Threads take (n, oy) pairs in a static order; each band is computed exactly as the whole-
+/// tensor kernels compute those rows.
+template <typename T, typename Consume>
+void conv2d_forward_bands(const WindowGeometry& g, const WindowGeometry& pooling, const T* input,
+                          const T* kernel, const T* bias, Conv2DWorkspace<T>& workspace,
+                          Consume&& consume) {
+  const bool direct = prefers_direct_convolution(g);
+  const Index image_size = g.in_h * g.in_w * g.in_c, tile_rows = im2col_tile_rows(g);
+  workspace.output_bands.prepare(pooling.kernel_h * g.out_w * g.out_c);
+  if (!direct) workspace.patches.prepare(tile_rows * g.patch_size());
+
+  STRATUM_OMP(parallel for schedule(static))
+  for (Index item = 0; item < g.batch * pooling.out_h; ++item) {
+    const Index n = item / pooling.out_h, oy = item % pooling.out_h;
+    const Index top = oy * pooling.stride_h - pooling.pad_top;
+    const Index first_row = std::max<Index>(top, 0);
+    const Index rows = std::max<Index>(std::min(top + pooling.kernel_h, g.out_h) - first_row, 0);
+    const T* image = input + n * image_size;
+    T* values = workspace.output_bands.get();
+    if (direct) {
+      conv2d_forward_direct_rows(g, image, kernel, bias, first_row, rows, values);
+    } else {
+      const Index pixels = rows * g.out_w;
+      for (Index p = 0; p < pixels; p += tile_rows)
+        conv2d_forward_im2col_tile(g, image, kernel, bias, first_row * g.out_w + p,
+                                   std::min(tile_rows, pixels - p), workspace.patches.get(),
+                                   values + p * g.out_c);
+    }
+    consume(n, oy, values, first_row, rows);
+  }
+}
+
 /// `gradient_rows`: see GradientAsGiven in conv2d_im2col.hpp.
 template <typename T, typename GradientRows = GradientAsGiven>
 void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* kernel, T* d_input,

@@ -40,6 +40,7 @@ struct Conv2DWorkspace {
   ThreadScratch<T> weight_grads;
   AlignedVector<T> transposed_kernel;  // W^T (F x K), for the backward-data product
   ThreadScratch<T> gradient_rows;      // dz rows made on the fly (see GradientAsGiven)
+  ThreadScratch<T> output_bands;       // bands of output rows (see conv2d_forward_bands)
 };
 
 /// The backward kernels read dz from `d_output` when given this tag. Instead, a layer can
@@ -172,25 +173,34 @@ struct NoEpilogue {
   void operator()(T* /*values*/, Index /*count*/) const {}
 };
 
+/// Output pixels [first_pixel, first_pixel + rows) of one image (`image` is its input), into
+/// `output`, through `patches` (room for rows x K values). Single-threaded.
+template <typename T>
+void conv2d_forward_im2col_tile(const WindowGeometry& g, const T* image, const T* kernel,
+                                const T* bias, Index first_pixel, Index rows, T* patches,
+                                T* output) {
+  const Index K = g.patch_size(), F = g.out_c;
+  im2col(g, image, first_pixel, rows, patches);
+  gemm(rows, F, K, patches, K, Index{1}, kernel, F, output, F, false);  // Z = P W
+  if (bias)
+    detail::MatrixMap<T>(output, rows, F).rowwise() += detail::ConstRowVectorMap<T>(bias, F);
+}
+
 /// z = conv(x, w) + b. `epilogue(values, count)` runs on each finished block of output while it
 /// is still in cache (the layer applies its activation there, saving a pass over memory).
 template <typename T, typename Epilogue = NoEpilogue>
 void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* kernel, const T* bias,
                            T* output, Conv2DWorkspace<T>& workspace, Epilogue&& epilogue = {}) {
   const Im2colTiling t(g);
-  const Index K = t.K, F = t.F, P = t.P;
-  workspace.patches.prepare(t.tile_rows * K);
+  workspace.patches.prepare(t.tile_rows * t.K);
 
   STRATUM_OMP(parallel for schedule(static))
   for (Index item = 0; item < g.batch * t.tiles; ++item) {
     const auto [n, first, rows] = t.tile(item);
-    T* patches = workspace.patches.get();
-    im2col(g, input + n * t.image_size, first, rows, patches);
-    T* z_tile = output + (n * P + first) * F;
-    gemm(rows, F, K, patches, K, Index{1}, kernel, F, z_tile, F, false);  // Z = P W
-    detail::MatrixMap<T> z(z_tile, rows, F);
-    if (bias) z.rowwise() += detail::ConstRowVectorMap<T>(bias, F);
-    epilogue(z.data(), rows * F);
+    T* z_tile = output + (n * t.P + first) * t.F;
+    conv2d_forward_im2col_tile(g, input + n * t.image_size, kernel, bias, first, rows,
+                               workspace.patches.get(), z_tile);
+    epilogue(z_tile, rows * t.F);
   }
 }
 

@@ -12,12 +12,24 @@
 // Padding follows Keras ("valid" or "same", kernels/conv2d_geometry.hpp). The sums run in
 // kernels/conv2d.hpp (direct loops for thin layers, im2col + GEMM otherwise);
 // kernels/conv2d_reference.hpp spells them out as plain loops.
+//
+// Followed by a MaxPool2D p = pool(y) whose windows do not overlap, Sequential runs the two
+// layers fused (forward_pooled, backward_pooled), and y, four times the size of p for 2x2 pools,
+// is never stored:
+//   forward   the convolution runs in bands of output rows; each band gets its activation and
+//             is pooled while it is in cache.
+//   backward  the pool sends dp to each window's argmax and nothing elsewhere; at the argmax
+//             y equals the pooled value p, so there dz = dp * activation'(p) (written in terms
+//             of the output, as every activation's derivative here is), and dz = 0 elsewhere.
+//             dp * activation'(p) is made once at the pooled size; the kernels scatter it into
+//             blocks of dz as they need them.
 #pragma once
 
 #include "../kernels/conv2d.hpp"
 #include "activation.hpp"
 #include "initializers.hpp"
 #include "layer.hpp"
+#include "max_pool2d.hpp"
 
 namespace stratum {
 
@@ -49,6 +61,58 @@ class Conv2D final : public Layer<T> {
   [[nodiscard]] Activation activation() const { return activation_; }
   Parameter<T>& kernel() { return kernel_; }
   Parameter<T>& bias() { return bias_; }
+
+  /// Whether `pool`, built on this layer's output, can run fused with it: its windows must not
+  /// overlap, and the activation must be element-wise (softmax mixes the channels of a pixel).
+  [[nodiscard]] bool fuses_with(const MaxPool2D<T>& pool) const {
+    return pool.disjoint_windows() && activation_ != Activation::softmax &&
+           pool.input_shape() == this->output_shape();
+  }
+
+  /// pooled = pool(this layer(x)), without storing this layer's output (see the top of the
+  /// file). The pool records its argmax in every mode: backward cannot recompute it later.
+  void forward_pooled(const Tensor<T>& x, MaxPool2D<T>& pool, Tensor<T>& pooled) {
+    check_fusion(x, pool);
+    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
+    const WindowGeometry pooling = pool.geometry(x.dim(0));
+    pooled.resize(pool.output_shape().with_batch(x.dim(0)));
+    pool.start_forward(pooling, true);
+    kernels::conv2d_forward_bands(
+        g, pooling, x.data(), kernel_.value.data(), bias_.value.data(), workspace_,
+        [&](Index n, Index oy, T* band, Index first_row, Index rows) {
+          activation_forward(activation_, band, rows * g.out_w * filters_, filters_);
+          pool.template pool_row<true>(pooling, n, oy, band, first_row, pooled.data());
+        });
+  }
+
+  /// The backward pass of the fused pair: given x, pooled = forward_pooled(x) and d_pooled =
+  /// dL/dpooled, sets this layer's parameter gradients and, unless `dx` is null, dx = dL/dx.
+  void backward_pooled(const Tensor<T>& x, MaxPool2D<T>& pool, const Tensor<T>& pooled,
+                       const Tensor<T>& d_pooled, Tensor<T>* dx) {
+    check_fusion(x, pool);
+    if (pooled.shape() != pool.output_shape().with_batch(x.dim(0)) ||
+        d_pooled.shape() != pooled.shape())
+      throw ShapeError(this->describe() + " fused with " + pool.describe() +
+                       ": backward received a pooled output of shape " +
+                       pooled.shape().to_string() + " and a gradient of shape " +
+                       d_pooled.shape().to_string() + " for input " + x.shape().to_string());
+    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
+    const WindowGeometry pooling = pool.geometry(x.dim(0));
+    d_pooled_z_.resize(static_cast<std::size_t>(pooled.size()));
+    activation_backward_parallel(activation_, pooled.data(), d_pooled.data(), d_pooled_z_.data(),
+                                 pooled.size(), filters_);
+    auto gradient_rows = [&](Index offset, Index count, T* dz) {
+      pool.route_gradient(pooling, d_pooled_z_.data(), offset / filters_, count / filters_, dz);
+    };
+    kernels::conv2d_backward_weights(g, x.data(), static_cast<const T*>(nullptr),
+                                     kernel_.grad.data(), bias_.grad.data(), workspace_,
+                                     gradient_rows);
+    if (dx) {
+      dx->resize(x.shape());
+      kernels::conv2d_backward_data(g, static_cast<const T*>(nullptr), kernel_.value.data(),
+                                    dx->data(), workspace_, gradient_rows);
+    }
+  }
 
  protected:
   Shape do_build(const Shape& in, Random& rng) override {
@@ -102,6 +166,13 @@ class Conv2D final : public Layer<T> {
                                 filters_);
   }
 
+  void check_fusion(const Tensor<T>& x, const MaxPool2D<T>& pool) const {
+    this->check_input(x);
+    if (!fuses_with(pool))
+      throw Error(this->describe() + " cannot run fused with " + pool.describe() +
+                  " (overlapping windows, softmax, or a pool not built on this layer's output)");
+  }
+
   Index filters_;
   Size2 kernel_size_;
   Size2 strides_;
@@ -110,6 +181,7 @@ class Conv2D final : public Layer<T> {
   Parameter<T> kernel_;
   Parameter<T> bias_;
   kernels::Conv2DWorkspace<T> workspace_;
+  AlignedVector<T> d_pooled_z_;  // dp * activation'(p) of the fused backward pass
 };
 
 }  // namespace stratum

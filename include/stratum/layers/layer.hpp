@@ -128,13 +128,14 @@ class Layer {
                      received.to_batch_string());
   }
 
- private:
   void check_input(const Tensor<T>& x) const {
     if (x.rank() != input_shape_.rank() + 1 || x.shape().without_batch() != input_shape_ ||
         x.dim(0) < 1)
       throw ShapeError(describe() + " expects input of shape " + input_shape_.to_batch_string() +
                        ", received " + x.shape().to_string());
   }
+
+ private:
 
   std::string name_;
   Shape input_shape_;

@@ -15,6 +15,11 @@
 // Forward records each argmax as the tap's index in its window (ky * pool_w + kx), one byte per
 // output element: a quarter of what full offsets would take (6 MB instead of 24 MB per
 // training step of the notebook's network). Windows therefore have at most 256 taps.
+//
+// Both passes are made of two public pieces, pool_row (forward, one output row) and
+// route_gradient (backward, a run of input pixels), so that Conv2D can run a pool fused after
+// it: pooling each band of its output while in cache, and making its dz from this layer's
+// argmax block by block (Conv2D::forward_pooled).
 #pragma once
 
 #include <cstdint>
@@ -54,7 +59,7 @@ class MaxPool2D final : public Layer<T> {
  protected:
   Shape do_build(const Shape& in, Random& /*rng*/) override {
     if (in.rank() != 3) this->fail_shape("(None, height, width, channels)", in);
-    const WindowGeometry g = geometry(1, in);
+    const WindowGeometry g = geometry(1);
     if (g.out_h < 1 || g.out_w < 1)
       throw ShapeError(this->describe() + ": a " + std::to_string(pool_size_.h) + "x" +
                        std::to_string(pool_size_.w) + " pool does not fit input of shape " +
@@ -68,98 +73,126 @@ class MaxPool2D final : public Layer<T> {
 
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override {
     // Backward needs the argmax; inference, which rarely runs backward, skips recording it.
-    argmax_recorded_ = mode == Mode::training;
-    if (argmax_recorded_)
-      forward_windows<true>(x, y);
-    else
-      forward_windows<false>(x, y);
+    const WindowGeometry g = geometry(x.dim(0));
+    start_forward(g, mode == Mode::training);
+    const Index image_size = g.in_h * g.in_w * g.in_c;
+    STRATUM_OMP(parallel for schedule(static))
+    for (Index row = 0; row < g.batch * g.out_h; ++row) {
+      const Index n = row / g.out_h, oy = row % g.out_h;
+      if (argmax_recorded_)
+        pool_row<true>(g, n, oy, x.data() + n * image_size, 0, y.data());
+      else
+        pool_row<false>(g, n, oy, x.data() + n * image_size, 0, y.data());
+    }
   }
 
-  void do_backward(const Tensor<T>& x, const Tensor<T>& /*y*/, const Tensor<T>& dy,
+  void do_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                    Tensor<T>* dx) override {
     if (!dx) return;
     if (!argmax_recorded_) {  // the forward pass ran in inference mode: find the argmax now
-      Tensor<T> recomputed(dy.shape());
-      forward_windows<true>(x, recomputed);
-      argmax_recorded_ = true;
+      Tensor<T> recomputed(y.shape());
+      do_forward(x, recomputed, Mode::training);
     }
-    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
-    if (strides_.h >= pool_size_.h && strides_.w >= pool_size_.w)
-      backward_disjoint(g, dy, *dx);
-    else
-      backward_overlapping(g, dy, *dx);
+    const WindowGeometry g = geometry(x.dim(0));
+    if (!disjoint_windows()) return backward_overlapping(g, dy, *dx);
+    // Every input pixel lies in at most one window, so each dx is written exactly once, with
+    // no zero-fill first and no scattered adds.
+    STRATUM_OMP(parallel for schedule(static))
+    for (Index row = 0; row < g.batch * g.in_h; ++row)
+      route_gradient(g, dy.data(), row * g.in_w, g.in_w, dx->data() + row * g.in_w * g.in_c);
+  }
+
+ public:
+  // The pieces Conv2D::forward_pooled and backward_pooled use to run this layer fused with the
+  // convolution before it (see there), and that this layer's own passes are made of.
+
+  /// Whether the windows do not overlap (stride >= pool size, the usual case).
+  [[nodiscard]] bool disjoint_windows() const {
+    return strides_.h >= pool_size_.h && strides_.w >= pool_size_.w;
+  }
+
+  /// The pooling's geometry over a batch of `batch` inputs of the built shape.
+  [[nodiscard]] WindowGeometry geometry(Index batch) const {
+    const Shape& in = this->input_shape();
+    return make_window_geometry(batch, in[0], in[1], in[2], pool_size_, strides_, padding_, in[2]);
+  }
+
+  /// Readies the argmax for a forward pass of geometry `g` that records it (or not).
+  void start_forward(const WindowGeometry& g, bool record_argmax) {
+    argmax_recorded_ = record_argmax;
+    if (record_argmax) argmax_.resize(static_cast<std::size_t>(g.batch * g.out_pixels() * g.out_c));
+  }
+
+  /// Output row oy of image n: y[n, oy, :, :], and the argmax if recording. `rows` holds input
+  /// rows [first_row, ...) of image n: the whole image, or the band of a convolution's output
+  /// that this row's windows read.
+  template <bool record_argmax>
+  void pool_row(const WindowGeometry& g, Index n, Index oy, const T* rows, Index first_row,
+                T* y) {
+    // The window's taps are tracked in 32 bits, the width of T, so that the branch-free loop
+    // below vectorises; they are narrowed to bytes once the window is done.
+    thread_local std::vector<std::int32_t> taps;
+    if (record_argmax) taps.resize(static_cast<std::size_t>(g.in_c));
+    for (Index ox = 0; ox < g.out_w; ++ox) {
+      const Index out_offset = ((n * g.out_h + oy) * g.out_w + ox) * g.out_c;
+      T* best = y + out_offset;
+      std::int32_t* where = taps.data();
+      bool first_tap = true;
+      for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
+        const T* v = rows + ((iy - first_row) * g.in_w + ix) * g.in_c;
+        const auto tap = static_cast<std::int32_t>(ky * pool_size_.w + kx);
+        if (first_tap) {  // every window has at least one tap inside the image
+          std::copy(v, v + g.in_c, best);
+          if (record_argmax) std::fill(where, where + g.in_c, tap);
+          first_tap = false;
+          return;
+        }
+        // Branch-free over channels, so the compiler vectorises it: a later tap wins if it
+        // is larger, or if it is the first NaN.
+        for (Index c = 0; c < g.in_c; ++c) {
+          const bool take = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
+          best[c] = take ? v[c] : best[c];
+          if (record_argmax) where[c] = take ? tap : where[c];
+        }
+      });
+      if (record_argmax) std::copy(taps.begin(), taps.end(), argmax_.begin() + out_offset);
+    }
+  }
+
+  /// For disjoint windows, after a forward pass that recorded the argmax: dx of the input
+  /// pixels [first_pixel, first_pixel + count) of the batch (numbered image by image, row by
+  /// row), which is dy where the pixel was its window's maximum and 0 everywhere else.
+  void route_gradient(const WindowGeometry& g, const T* dy, Index first_pixel, Index count,
+                      T* dx) const {
+    const Index C = g.in_c, image_pixels = g.in_h * g.in_w;
+    // Where pixel p lies: image n, row iy, column ix; in window (oy, ox) at tap (ky, kx). The
+    // divisions run once per row; along a row the column counters just step.
+    Index p = first_pixel;
+    while (p < first_pixel + count) {
+      const Index n = p / image_pixels, iy = p % image_pixels / g.in_w;
+      const Index oy = (iy + g.pad_top) / g.stride_h, ky = iy + g.pad_top - oy * g.stride_h;
+      const bool row_pooled = ky < pool_size_.h && oy < g.out_h;
+      Index ix = p % g.in_w;
+      Index ox = (ix + g.pad_left) / g.stride_w, kx = ix + g.pad_left - ox * g.stride_w;
+      for (; ix < g.in_w && p < first_pixel + count; ++ix, ++p, dx += C) {
+        if (!row_pooled || kx >= pool_size_.w || ox >= g.out_w) {
+          std::fill(dx, dx + C, T(0));  // a pixel no window reads
+        } else {
+          const Index out_offset = ((n * g.out_h + oy) * g.out_w + ox) * C;
+          const std::uint8_t* where = argmax_.data() + out_offset;
+          const T* grad = dy + out_offset;
+          const auto tap = static_cast<std::uint8_t>(ky * pool_size_.w + kx);
+          for (Index c = 0; c < C; ++c) dx[c] = where[c] == tap ? grad[c] : T(0);
+        }
+        if (++kx == g.stride_w) {
+          kx = 0;
+          ++ox;
+        }
+      }
+    }
   }
 
  private:
-  template <bool record_argmax>
-  void forward_windows(const Tensor<T>& x, Tensor<T>& y) {
-    const WindowGeometry g = geometry(x.dim(0), this->input_shape());
-    if (record_argmax) argmax_.resize(static_cast<std::size_t>(y.size()));
-    const Index in_size = g.in_h * g.in_w * g.in_c, out_size = g.out_pixels() * g.out_c;
-
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index n = 0; n < g.batch; ++n) {
-      const T* image = x.data() + n * in_size;
-      // The window's taps are tracked in 32 bits, the width of T, so that the branch-free loop
-      // below vectorises; they are narrowed to bytes once the window is done.
-      std::vector<std::int32_t> taps(record_argmax ? static_cast<std::size_t>(g.in_c) : 0);
-      for (Index oy = 0; oy < g.out_h; ++oy)
-        for (Index ox = 0; ox < g.out_w; ++ox) {
-          const Index out_offset = n * out_size + (oy * g.out_w + ox) * g.out_c;
-          T* best = y.data() + out_offset;
-          std::int32_t* where = taps.data();
-          bool first_tap = true;
-          for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
-            const T* v = image + (iy * g.in_w + ix) * g.in_c;
-            const auto tap = static_cast<std::int32_t>(ky * pool_size_.w + kx);
-            if (first_tap) {  // every window has at least one tap inside the image
-              std::copy(v, v + g.in_c, best);
-              if (record_argmax) std::fill(where, where + g.in_c, tap);
-              first_tap = false;
-              return;
-            }
-            // Branch-free over channels, so the compiler vectorises it: a later tap wins if it
-            // is larger, or if it is the first NaN.
-            for (Index c = 0; c < g.in_c; ++c) {
-              const bool take = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
-              best[c] = take ? v[c] : best[c];
-              if (record_argmax) where[c] = take ? tap : where[c];
-            }
-          });
-          if (record_argmax) std::copy(taps.begin(), taps.end(), argmax_.begin() + out_offset);
-        }
-    }
-  }
-
-  /// Windows that do not overlap (stride >= pool size, the usual case): every input element
-  /// lies in at most one window, so one pass writes each dx exactly once, with no zero-fill
-  /// first and no scattered adds.
-  void backward_disjoint(const WindowGeometry& g, const Tensor<T>& dy, Tensor<T>& dx) const {
-    const Index C = g.in_c, in_size = g.in_h * g.in_w * C, out_size = g.out_pixels() * C;
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index row = 0; row < g.batch * g.in_h; ++row) {
-      const Index n = row / g.in_h, iy = row % g.in_h;
-      T* d = dx.data() + n * in_size + iy * g.in_w * C;
-      const Index oy = (iy + g.pad_top) / g.stride_h, ky = iy + g.pad_top - oy * g.stride_h;
-      if (ky >= pool_size_.h || oy >= g.out_h) {  // a row no window reads
-        std::fill(d, d + g.in_w * C, T(0));
-        continue;
-      }
-      for (Index ix = 0; ix < g.in_w; ++ix, d += C) {
-        const Index ox = (ix + g.pad_left) / g.stride_w, kx = ix + g.pad_left - ox * g.stride_w;
-        if (kx >= pool_size_.w || ox >= g.out_w) {
-          std::fill(d, d + C, T(0));
-          continue;
-        }
-        const Index out_offset = n * out_size + (oy * g.out_w + ox) * C;
-        const std::uint8_t* where = argmax_.data() + out_offset;
-        const T* grad = dy.data() + out_offset;
-        const auto tap = static_cast<std::uint8_t>(ky * pool_size_.w + kx);
-        for (Index c = 0; c < C; ++c) d[c] = where[c] == tap ? grad[c] : T(0);
-      }
-    }
-  }
-
   /// Overlapping windows: zero dx, then add each window's gradient at its recorded tap.
   void backward_overlapping(const WindowGeometry& g, const Tensor<T>& dy, Tensor<T>& dx) const {
     const Index C = g.in_c, in_size = g.in_h * g.in_w * C, out_size = g.out_pixels() * C;
@@ -178,10 +211,6 @@ class MaxPool2D final : public Layer<T> {
           }
         }
     }
-  }
-
-  [[nodiscard]] WindowGeometry geometry(Index batch, const Shape& in) const {
-    return make_window_geometry(batch, in[0], in[1], in[2], pool_size_, strides_, padding_, in[2]);
   }
 
   Size2 pool_size_;

@@ -17,7 +17,10 @@
 //   backward  for i = last..0: layer_i.backward(outputs[i-1], outputs[i], d_outputs[i],
 //                                               i > 0 ? &d_outputs[i-1] : nullptr)
 //   update    optimizer.step(parameters)
-// Every buffer is kept between steps, so steady-state training allocates nothing.
+// Every buffer is kept between steps, so steady-state training allocates nothing. A Conv2D
+// followed by a MaxPool2D it can run fused with (Conv2D::fuses_with) runs as one step both ways,
+// and the convolution's output and its gradient are never stored: outputs[i] and d_outputs[i]
+// of such a Conv2D stay empty.
 #pragma once
 
 #include <chrono>
@@ -33,7 +36,9 @@
 
 #include "../callbacks.hpp"
 #include "../data/dataset.hpp"
+#include "../layers/conv2d.hpp"
 #include "../layers/layer.hpp"
+#include "../layers/max_pool2d.hpp"
 #include "../losses/loss.hpp"
 #include "../optimizers/optimizer.hpp"
 #include "../progress.hpp"
@@ -109,6 +114,13 @@ class Sequential {
     layers_.push_back(std::move(layer));
     outputs_.resize(layers_.size());
     d_outputs_.resize(layers_.size());
+    pooled_convolutions_.resize(layers_.size());
+    if (layers_.size() >= 2) {
+      auto* conv = dynamic_cast<Conv2D<T>*>(layers_[layers_.size() - 2].get());
+      auto* pool = dynamic_cast<MaxPool2D<T>*>(layers_.back().get());
+      if (conv && pool && conv->fuses_with(*pool))
+        pooled_convolutions_[layers_.size() - 2] = {conv, pool};
+    }
     return *layers_.back();
   }
 
@@ -133,6 +145,10 @@ class Sequential {
   [[nodiscard]] std::size_t size() const { return layers_.size(); }
   [[nodiscard]] Layer<T>& layer(std::size_t i) { return *layers_.at(i); }
   [[nodiscard]] const Layer<T>& layer(std::size_t i) const { return *layers_.at(i); }
+  /// Whether layer i, a Conv2D, runs fused with the MaxPool2D after it (see the top of the file).
+  [[nodiscard]] bool runs_fused(std::size_t i) const {
+    return i < pooled_convolutions_.size() && pooled_convolutions_[i].conv != nullptr;
+  }
   [[nodiscard]] bool has_loss() const { return loss_ != nullptr; }
   [[nodiscard]] Loss<T>& loss() { return checked(loss_.get(), "a loss"); }
   [[nodiscard]] Optimizer<T>& optimizer() { return checked(optimizer_.get(), "an optimizer"); }
@@ -196,8 +212,15 @@ class Sequential {
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode) {
     if (layers_.empty()) throw Error("Sequential: the model has no layers");
     input_ = &x;
-    for (std::size_t i = 0; i < layers_.size(); ++i)
-      layers_[i]->forward(i == 0 ? x : outputs_[i - 1], outputs_[i], mode);
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const Tensor<T>& in = i == 0 ? x : outputs_[i - 1];
+      if (const auto [conv, pool] = pooled_convolutions_[i]; conv) {
+        conv->forward_pooled(in, *pool, outputs_[i + 1]);
+        ++i;
+      } else {
+        layers_[i]->forward(in, outputs_[i], mode);
+      }
+    }
     return outputs_.back();
   }
 
@@ -377,10 +400,19 @@ class Sequential {
   }
 
   void backward_from_last() {
-    for (std::size_t i = layers_.size(); i-- > 0;)
-      layers_[i]->backward(i == 0 ? *input_ : outputs_[i - 1], outputs_[i], d_outputs_[i],
-                           i == 0 ? nullptr : &d_outputs_[i - 1]);
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+      if (i > 0 && pooled_convolutions_[i - 1].conv) {  // layer i pools layer i - 1's output
+        const auto [conv, pool] = pooled_convolutions_[--i];
+        conv->backward_pooled(input_of(i), *pool, outputs_[i + 1], d_outputs_[i + 1],
+                              i == 0 ? nullptr : &d_outputs_[i - 1]);
+      } else {
+        layers_[i]->backward(input_of(i), outputs_[i], d_outputs_[i],
+                             i == 0 ? nullptr : &d_outputs_[i - 1]);
+      }
+    }
   }
+
+  const Tensor<T>& input_of(std::size_t i) const { return i == 0 ? *input_ : outputs_[i - 1]; }
 
   static ProgressBar::Values epoch_values(const EpochLogs& logs) {
     ProgressBar::Values values{{"loss", logs.loss}, {"accuracy", logs.accuracy}};
@@ -411,6 +443,12 @@ class Sequential {
   const Tensor<T>* input_ = nullptr;
   std::vector<Tensor<T>> outputs_;    // outputs_[i]: output of layer i
   std::vector<Tensor<T>> d_outputs_;  // d_outputs_[i]: dL/d outputs_[i]
+  /// A Conv2D and the MaxPool2D after it that run fused, at the Conv2D's index.
+  struct PooledConvolution {
+    Conv2D<T>* conv = nullptr;
+    MaxPool2D<T>* pool = nullptr;
+  };
+  std::vector<PooledConvolution> pooled_convolutions_;
   Tensor<T> batch_x_;
   std::vector<int> batch_labels_;
   std::vector<Parameter<T>*> trainable_;
