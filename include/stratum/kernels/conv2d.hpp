@@ -1,7 +1,7 @@
 // The convolution kernels the layers call: each pass picks the fastest implementation for the
-// layer's shape. Thin layers (few inputs per window, such as the RGB input layer) run the
-// direct kernels; everything else runs tiled im2col + GEMM. Both are tested against the plain
-// loops of conv2d_reference.hpp.
+// layer's shape. Forward and backward weights run the direct kernels (GEMMs on the image as it
+// lies) where the filter count allows, tiled im2col + GEMM otherwise; backward data always runs
+// im2col + GEMM. Both are tested against the plain loops of conv2d_reference.hpp.
 #pragma once
 
 #include "conv2d_direct.hpp"

@@ -10,7 +10,7 @@
 //             dx[n,iy,ix,c] = sum of dz[n,oy,ox,f] * w[ky,kx,c,f] over every window tap
 //                             (oy,ox,ky,kx) that read x[n,iy,ix,c]
 // Padding follows Keras ("valid" or "same", kernels/conv2d_geometry.hpp). The sums run in
-// kernels/conv2d.hpp (direct loops for thin layers, im2col + GEMM otherwise);
+// kernels/conv2d.hpp (GEMMs straight on the image, or im2col + GEMM);
 // kernels/conv2d_reference.hpp spells them out as plain loops.
 //
 // Followed by a MaxPool2D p = pool(y) whose windows do not overlap, Sequential runs the two
