@@ -6,22 +6,20 @@
 //
 // For float, a register-blocked micro-kernel computes a block of C held entirely in registers:
 //
-//   AVX-512: 6 rows x 64 columns = 24 zmm accumulators       AVX2 + FMA: 6 rows x 16 columns
-//            per k: load B[k, j..j+64) (4 vectors),                      = 12 ymm accumulators
-//            broadcast A[i..i+6, k] one by one,
-//            24 fused multiply-adds
-//            (panels of 32 columns or fewer: 8 rows x 2 vectors)
+//   AVX-512: 8 rows x 32 columns = 16 zmm accumulators       AVX2 + FMA: 6 rows x 16 columns
+//            per k: load B[k, j..j+32) (2 vectors),                      = 12 ymm accumulators
+//            broadcast A[i..i+8, k] one by one,
+//            16 fused multiply-adds
 //
-//            B panel (K x 64)              C block (6 x 64)
-//            k -> [ b0 | b1 | b2 | b3 ]    [ acc[0][0] | ... | acc[0][3] ]  += A[i+0, k] * [ b0 | .. | b3 ]
-//                                          [    ...    | ... |    ...    ]       ...
-//                                          [ acc[5][0] | ... | acc[5][3] ]  += A[i+5, k] * [ b0 | .. | b3 ]
+//            B panel (K x 32)          C block (8 x 32)
+//            k -> [ b0 | b1 ]          [ acc[0][0] | acc[0][1] ]  += A[i+0, k] * [ b0 | b1 ]
+//                                      [    ...    |    ...    ]       ...
+//                                      [ acc[7][0] | acc[7][1] ]  += A[i+7, k] * [ b0 | b1 ]
 //
-// Column panels are walked outermost so that one B panel stays in cache (L1 or L2) while every
-// row block of A passes over it. The last panel uses masked loads and stores (AVX-512) or a
-// scalar loop (AVX2) for N not a multiple of the vector width; row blocks of fewer rows use the
-// same kernel with fewer accumulators. Each element of C is summed over k in order, in one
-// register, whatever the block it falls in: the result does not depend on how M is tiled.
+// Column panels are walked outermost so that one B panel (K x 32 floats) stays in cache while
+// every row block of A passes over it. The last panel uses masked loads and stores (AVX-512) or
+// a scalar loop (AVX2) for N not a multiple of the vector width; row blocks of fewer than 8
+// (or 6) rows use the same kernel with fewer accumulators.
 //
 // Which path is compiled is decided by the compiler flags (-mavx512f, -mavx2 -mfma, or
 // -march=native): a header-only library cannot choose at run time without forcing every user
@@ -78,84 +76,62 @@ void gemm_eigen(Index M, Index N, Index K, const T* a, Index a_row_stride, Index
 }
 
 #if defined(__AVX512F__)
-inline constexpr Index gemm_columns = 64;  // the widest panel: 4 vectors of 16 floats
+inline constexpr Index gemm_rows = 8, gemm_columns = 32;
 
-/// C[0..R) x [0..16V) (masked to the panel's width) = A[0..R) x B[:, 0..16V), V vectors wide.
-template <int R, int V>
+/// C[0..R) x [0..32) (masked to the panel's width) = A[0..R) x B[:, 0..32).
+template <int R>
 inline void gemm_block_avx512(Index K, const float* a, Index a_row_stride, Index a_col_stride,
                               const float* b, Index ldb, float* c, Index ldc, bool accumulate,
-                              const __mmask16* mask) {
-  __m512 acc[R][V];
+                              __mmask16 mask0, __mmask16 mask1) {
+  __m512 acc[R][2];
   STRATUM_UNROLL
-  for (int r = 0; r < R; ++r)
-    STRATUM_UNROLL
-    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (Index k = 0; k < K; ++k) {
-    __m512 bk[V];
-    STRATUM_UNROLL
-    for (int v = 0; v < V; ++v) bk[v] = _mm512_maskz_loadu_ps(mask[v], b + k * ldb + 16 * v);
+    const __m512 b0 = _mm512_maskz_loadu_ps(mask0, b + k * ldb);
+    const __m512 b1 = _mm512_maskz_loadu_ps(mask1, b + k * ldb + 16);
     const float* ak = a + k * a_col_stride;
     STRATUM_UNROLL
     for (int r = 0; r < R; ++r) {
       const __m512 ar = _mm512_set1_ps(ak[r * a_row_stride]);
-      STRATUM_UNROLL
-      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bk[v], acc[r][v]);
+      acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
     }
   }
   STRATUM_UNROLL
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    STRATUM_UNROLL
-    for (int v = 0; v < V; ++v) {
-      if (accumulate)
-        acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(mask[v], cr + 16 * v));
-      _mm512_mask_storeu_ps(cr + 16 * v, mask[v], acc[r][v]);
+    if (accumulate) {
+      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(mask0, cr));
+      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(mask1, cr + 16));
     }
+    _mm512_mask_storeu_ps(cr, mask0, acc[r][0]);
+    _mm512_mask_storeu_ps(cr + 16, mask1, acc[r][1]);
   }
 }
 
-/// One column panel, row block by row block: blocks of R rows and V vectors, then the
-/// remaining rows with the same kernel and fewer accumulators.
-template <int R, int V>
-inline void gemm_panel_rows(Index M, Index K, const float* a, Index a_row_stride,
-                            Index a_col_stride, const float* b, Index ldb, float* c, Index ldc,
-                            bool accumulate, const __mmask16* mask) {
-  Index i = 0;
-  for (; i + R <= M; i += R)
-    gemm_block_avx512<R, V>(K, a + i * a_row_stride, a_row_stride, a_col_stride, b, ldb,
-                            c + i * ldc, ldc, accumulate, mask);
-  const float* ai = a + i * a_row_stride;
-  float* ci = c + i * ldc;
-  auto rest = [&](auto rows) {
-    gemm_block_avx512<decltype(rows)::value, V>(K, ai, a_row_stride, a_col_stride, b, ldb, ci,
-                                                ldc, accumulate, mask);
-  };
-  switch (M - i) {
-    case 7: if constexpr (R > 7) rest(std::integral_constant<int, 7>()); return;
-    case 6: if constexpr (R > 6) rest(std::integral_constant<int, 6>()); return;
-    case 5: return rest(std::integral_constant<int, 5>());
-    case 4: return rest(std::integral_constant<int, 4>());
-    case 3: return rest(std::integral_constant<int, 3>());
-    case 2: return rest(std::integral_constant<int, 2>());
-    case 1: return rest(std::integral_constant<int, 1>());
-    default: return;
-  }
-}
-
-// Panels wider than 32 columns use 6 rows x 4 vectors (24 accumulators: per k, 4 loads of B
-// and 6 broadcasts feed 24 FMAs); narrower ones 8 rows x 2 vectors (16 accumulators).
 inline void gemm_panel(Index M, Index width, Index K, const float* a, Index a_row_stride,
                        Index a_col_stride, const float* b, Index ldb, float* c, Index ldc,
                        bool accumulate) {
-  __mmask16 mask[4];
-  for (int v = 0; v < 4; ++v) {
-    const Index n = width - 16 * v;
-    mask[v] = n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+  auto mask = [](Index n) {
+    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+  };
+  const __mmask16 mask0 = mask(width), mask1 = mask(width - 16);
+  Index i = 0;
+  for (; i + gemm_rows <= M; i += gemm_rows)
+    gemm_block_avx512<gemm_rows>(K, a + i * a_row_stride, a_row_stride, a_col_stride, b, ldb,
+                                 c + i * ldc, ldc, accumulate, mask0, mask1);
+  const float* ai = a + i * a_row_stride;
+  float* ci = c + i * ldc;
+  switch (M - i) {
+    case 7: return gemm_block_avx512<7>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 6: return gemm_block_avx512<6>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 5: return gemm_block_avx512<5>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 4: return gemm_block_avx512<4>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 3: return gemm_block_avx512<3>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 2: return gemm_block_avx512<2>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 1: return gemm_block_avx512<1>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    default: return;
   }
-  if (width > 32)
-    gemm_panel_rows<6, 4>(M, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate, mask);
-  else
-    gemm_panel_rows<8, 2>(M, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate, mask);
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
