@@ -43,7 +43,7 @@ void convolution(benchmark::State& state, WindowGeometry (*geometry)(Index)) {
   void name(benchmark::State& state) { convolution<pass, kernel>(state, geometry); }        \
   BENCHMARK(name)->Arg(32)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()
 
-// conv1 (K = 27): the direct kernel is what the layer uses; its backward data is never needed
+// conv1 (K = 27): the direct kernels are what the layer uses; its backward data is never needed
 // in training (it is the first layer), so only forward and backward weights are measured.
 STRATUM_CONV_BENCH(conv1_forward_reference, Pass::forward, Kernel::reference, conv1_geometry);
 STRATUM_CONV_BENCH(conv1_forward_im2col, Pass::forward, Kernel::im2col, conv1_geometry);
@@ -51,13 +51,16 @@ STRATUM_CONV_BENCH(conv1_forward_direct, Pass::forward, Kernel::direct, conv1_ge
 STRATUM_CONV_BENCH(conv1_backward_weights_reference, Pass::backward_weights, Kernel::reference, conv1_geometry);
 STRATUM_CONV_BENCH(conv1_backward_weights_im2col, Pass::backward_weights, Kernel::im2col, conv1_geometry);
 STRATUM_CONV_BENCH(conv1_backward_weights_direct, Pass::backward_weights, Kernel::direct, conv1_geometry);
-// conv2 (K = 288): im2col + GEMM.
+// conv2 (K = 288): the layer runs the direct kernels forward and for the weights, im2col + GEMM
+// for backward data.
 STRATUM_CONV_BENCH(conv2_forward_reference, Pass::forward, Kernel::reference, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_forward_im2col, Pass::forward, Kernel::im2col, conv2_geometry);
+STRATUM_CONV_BENCH(conv2_forward_direct, Pass::forward, Kernel::direct, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_data_reference, Pass::backward_data, Kernel::reference, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_data_im2col, Pass::backward_data, Kernel::im2col, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_weights_reference, Pass::backward_weights, Kernel::reference, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_weights_im2col, Pass::backward_weights, Kernel::im2col, conv2_geometry);
+STRATUM_CONV_BENCH(conv2_backward_weights_direct, Pass::backward_weights, Kernel::direct, conv2_geometry);
 
 /// The GEMM at about conv2's forward tile shape (the tile is 464 x 288; 455 rows here, so the
 /// last row block is a partial one) times 288 x 64, ours against Eigen's.
