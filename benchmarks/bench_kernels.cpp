@@ -27,6 +27,7 @@ void convolution(benchmark::State& state, WindowGeometry (*geometry)(Index)) {
     } else if constexpr (pass == Pass::backward_data) {
       if constexpr (kernel == Kernel::reference) kernels::conv2d_backward_data_reference(g, dz.data(), w.data(), dx.data());
       if constexpr (kernel == Kernel::im2col) kernels::conv2d_backward_data_im2col(g, dz.data(), w.data(), dx.data(), ws);
+      if constexpr (kernel == Kernel::direct) kernels::conv2d_backward_data_direct(g, dz.data(), w.data(), dx.data(), ws.transposed_kernel);
       benchmark::DoNotOptimize(dx.data());
     } else {
       if constexpr (kernel == Kernel::reference) kernels::conv2d_backward_weights_reference(g, x.data(), dz.data(), dw.data(), db.data());
@@ -51,13 +52,15 @@ STRATUM_CONV_BENCH(conv1_forward_direct, Pass::forward, Kernel::direct, conv1_ge
 STRATUM_CONV_BENCH(conv1_backward_weights_reference, Pass::backward_weights, Kernel::reference, conv1_geometry);
 STRATUM_CONV_BENCH(conv1_backward_weights_im2col, Pass::backward_weights, Kernel::im2col, conv1_geometry);
 STRATUM_CONV_BENCH(conv1_backward_weights_direct, Pass::backward_weights, Kernel::direct, conv1_geometry);
-// conv2 (K = 288): the layer runs the direct kernels forward and for the weights, im2col + GEMM
-// for backward data.
+// conv2 (K = 288): the layer runs the direct kernels forward and for the weights; backward data
+// runs im2col when dz is made block by block (as with its ReLU and pooling), the direct kernel
+// (the forward convolution of dz with the kernel turned) when dz is given whole.
 STRATUM_CONV_BENCH(conv2_forward_reference, Pass::forward, Kernel::reference, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_forward_im2col, Pass::forward, Kernel::im2col, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_forward_direct, Pass::forward, Kernel::direct, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_data_reference, Pass::backward_data, Kernel::reference, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_data_im2col, Pass::backward_data, Kernel::im2col, conv2_geometry);
+STRATUM_CONV_BENCH(conv2_backward_data_direct, Pass::backward_data, Kernel::direct, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_weights_reference, Pass::backward_weights, Kernel::reference, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_weights_im2col, Pass::backward_weights, Kernel::im2col, conv2_geometry);
 STRATUM_CONV_BENCH(conv2_backward_weights_direct, Pass::backward_weights, Kernel::direct, conv2_geometry);
@@ -94,6 +97,7 @@ void layer_pass(benchmark::State& state, LayerType layer, const Shape& input, bo
   layer.forward(x, y, Mode::training);
   Tensor<float> dy(y.shape());
   for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+  if (backward) layer.backward(x, y, dy, &dx);  // allocate before timing
   for (auto _ : state) {
     if (backward) layer.backward(x, y, dy, &dx);
     else layer.forward(x, y, Mode::training);
@@ -126,6 +130,8 @@ void pooled_convolution_pass(benchmark::State& state, const WindowGeometry& g, b
   conv.forward_pooled(x, pool, pooled);
   Tensor<float> d_pooled(pooled.shape());
   for (auto& v : d_pooled) v = static_cast<float>(rng.uniform(-1, 1));
+  // One pass before timing, so that the buffers it allocates the first time are not timed.
+  if (backward) conv.backward_pooled(x, pool, pooled, d_pooled, input_gradient ? &dx : nullptr);
   for (auto _ : state) {
     if (backward)
       conv.backward_pooled(x, pool, pooled, d_pooled, input_gradient ? &dx : nullptr);

@@ -145,6 +145,11 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
     close(dw, dw_ref, "direct backward weights");
     close(db, db_ref, "direct backward bias");
   }
+  if (kernels::direct_backward_data(g)) {
+    AlignedVector<T> turned_kernel;
+    kernels::conv2d_backward_data_direct(g, dz.data(), w.data(), dx.data(), turned_kernel);
+    close(dx, dx_ref, "direct backward data");
+  }
 }
 
 }  // namespace
@@ -170,6 +175,10 @@ TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes
   // The notebook's two layer shapes, on one image.
   compare_with_reference<float>({1, 128, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
   compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
+  // Backward data on the direct kernels (stride 1, 8 to 64 channels), both paddings, odd sizes.
+  compare_with_reference<float>({2, 9, 12, 16, 7, 3, 1, Padding::same}, 9, 2e-5);
+  compare_with_reference<double>({3, 7, 5, 8, 5, 4, 1, Padding::same}, 10, 1e-12);
+  compare_with_reference<double>({1, 6, 11, 32, 3, 2, 1, Padding::valid}, 11, 1e-12);
 }
 
 TEST_CASE("conv2d kernels: one and two threads agree") {

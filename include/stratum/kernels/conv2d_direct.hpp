@@ -17,10 +17,19 @@
 // Pixels whose windows reach into the horizontal padding (only with "same" padding) are added
 // one at a time, skipping the padded taps; kernel rows over the vertical padding are skipped.
 //
+// Backward data of a stride-1 convolution is itself a forward convolution, of dz:
+//
+//   dx[iy, ix, c] = sum over (ky, kx, f) of dz[iy + pt - ky, ix + pl - kx, f] * w[ky, kx, c, f]
+//
+// which is dz padded by KH-1-pt rows on top (KW-1-pl columns on the left; as many as the
+// output needs below and to the right), convolved with the kernel turned by 180 degrees and
+// its C and F axes swapped (w'[ky', kx', f, c] = w[KH-1-ky', KW-1-kx', c, f]). So it runs on
+// the forward kernel, where C is a filter count the kernels take. Other strides go through
+// im2col.
+//
 // Threads take whole output rows (n, oy) in a static order; backward weights accumulates per
 // thread and sums the partial results in thread order, so a thread count gives the same bits
-// every time. The backward-data pass goes through im2col: its windows overlap in dx, so the
-// product's output cannot be the image itself the way its input can here.
+// every time.
 #pragma once
 
 #include <Eigen/Core>
@@ -180,6 +189,33 @@ void conv2d_forward_direct_rows(const WindowGeometry& g, const T* image, const T
       conv2d_forward_direct_row<T, F>(g, image, first_row + r, kernel, initial,
                                       output + r * g.out_w * F);
   });
+}
+
+/// Whether backward data can run as a forward convolution on the direct kernels.
+inline bool direct_backward_data(const WindowGeometry& g) {
+  return g.stride_h == 1 && g.stride_w == 1 && direct_filter_count(g.in_c) &&
+         g.pad_top < g.kernel_h && g.pad_left < g.kernel_w;
+}
+
+/// dx = the input gradient of a stride-1 convolution, as the forward convolution of dz with the
+/// kernel turned and transposed (see the top of the file). `turned_kernel` receives that kernel.
+template <typename T>
+void conv2d_backward_data_direct(const WindowGeometry& g, const T* d_output, const T* kernel,
+                                 T* d_input, AlignedVector<T>& turned_kernel) {
+  WindowGeometry t = g;  // the transposed convolution: dz (out_h x out_w x F) -> dx
+  t.in_h = g.out_h, t.in_w = g.out_w, t.in_c = g.out_c;
+  t.out_h = g.in_h, t.out_w = g.in_w, t.out_c = g.in_c;
+  t.pad_top = g.kernel_h - 1 - g.pad_top, t.pad_left = g.kernel_w - 1 - g.pad_left;
+  const Index C = g.in_c, F = g.out_c, KH = g.kernel_h, KW = g.kernel_w;
+  turned_kernel.resize(static_cast<std::size_t>(KH * KW * C * F));
+  for (Index ky = 0; ky < KH; ++ky)
+    for (Index kx = 0; kx < KW; ++kx)
+      for (Index c = 0; c < C; ++c)
+        for (Index f = 0; f < F; ++f)
+          turned_kernel[static_cast<std::size_t>((((KH - 1 - ky) * KW + KW - 1 - kx) * F + f) * C + c)] =
+              kernel[((ky * KW + kx) * C + c) * F + f];
+  conv2d_forward_direct(t, d_output, turned_kernel.data(), static_cast<const T*>(nullptr),
+                        d_input);
 }
 
 template <typename T, typename GradientRows = GradientAsGiven>

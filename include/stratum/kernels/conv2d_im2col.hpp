@@ -38,7 +38,8 @@ template <typename T>
 struct Conv2DWorkspace {
   ThreadScratch<T> patches;
   ThreadScratch<T> weight_grads;
-  AlignedVector<T> transposed_kernel;  // W^T (F x K), for the backward-data product
+  AlignedVector<T> transposed_kernel;  // W^T (F x K) for im2col's backward data, or the turned
+                                       // kernel for the direct one
   ThreadScratch<T> gradient_rows;      // dz rows made on the fly (see GradientAsGiven)
   ThreadScratch<T> output_bands;       // bands of output rows (see conv2d_forward_bands)
 };
