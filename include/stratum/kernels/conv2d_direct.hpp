@@ -5,8 +5,9 @@
 // im2col copies every input value KH*KW times into the patch matrix (for an RGB input layer,
 // in pieces of C = 3 floats), then reads it back. But one kernel row's taps need no copy at
 // all: for output row oy and kernel row ky, the KW*C values that pixel ox's window reads are
-// contiguous in the image, and the next pixel's start stride_w*C further on. So that part of the patch matrix is
-// the image itself, read through two strides, and our GEMM (gemm.hpp) takes it as it lies:
+// contiguous in the image, and the next pixel's start stride_w*C further on. So that part of
+// the patch matrix is the image itself, read through two strides, and our GEMM (gemm.hpp)
+// takes it as it lies:
 //
 //   forward           Z_row (OW x F)       = b + sum over ky of  X_ky (OW x KW*C) * W_ky (KW*C x F)
 //   backward weights  dW_ky (KW*C x F)    += X_ky^T (KW*C x OW) * dZ_row (OW x F)
@@ -212,7 +213,8 @@ void conv2d_backward_data_direct(const WindowGeometry& g, const T* d_output, con
     for (Index kx = 0; kx < KW; ++kx)
       for (Index c = 0; c < C; ++c)
         for (Index f = 0; f < F; ++f)
-          turned_kernel[static_cast<std::size_t>((((KH - 1 - ky) * KW + KW - 1 - kx) * F + f) * C + c)] =
+          turned_kernel[static_cast<std::size_t>(
+              (((KH - 1 - ky) * KW + KW - 1 - kx) * F + f) * C + c)] =
               kernel[((ky * KW + kx) * C + c) * F + f];
   conv2d_forward_direct(t, d_output, turned_kernel.data(), static_cast<const T*>(nullptr),
                         d_input);
