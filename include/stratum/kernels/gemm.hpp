@@ -39,7 +39,7 @@
 #if defined(__clang__)
 #define STRATUM_UNROLL _Pragma("unroll")
 #elif defined(__GNUC__)
-#define STRATUM_UNROLL _Pragma("GCC unroll 8")
+#define STRATUM_UNROLL _Pragma("GCC unroll 16")
 #else
 #define STRATUM_UNROLL
 #endif
@@ -116,13 +116,23 @@ inline void gemm_panel(Index M, Index width, Index K, const float* a, Index a_ro
     return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
   };
   const __mmask16 mask0 = mask(width), mask1 = mask(width - 16);
+  // Blocks of 8 rows; a remainder of 1 to 4 rows joins the last block (up to 12 rows, 24
+  // accumulators, still within the 32 registers), since a block of few rows issues few FMAs
+  // per load: M = 9 (the first layer's weight gradient, 3x3 taps of 3 channels) runs as one
+  // block of 9 rather than 8 + 1.
+  const Index remainder = M % gemm_rows;
+  const Index merged = M > gemm_rows && remainder >= 1 && remainder <= 4 ? gemm_rows + remainder : 0;
   Index i = 0;
-  for (; i + gemm_rows <= M; i += gemm_rows)
+  for (; i + gemm_rows <= M - merged; i += gemm_rows)
     gemm_block_avx512<gemm_rows>(K, a + i * a_row_stride, a_row_stride, a_col_stride, b, ldb,
                                  c + i * ldc, ldc, accumulate, mask0, mask1);
   const float* ai = a + i * a_row_stride;
   float* ci = c + i * ldc;
   switch (M - i) {
+    case 12: return gemm_block_avx512<12>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 11: return gemm_block_avx512<11>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 10: return gemm_block_avx512<10>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
+    case 9: return gemm_block_avx512<9>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
     case 7: return gemm_block_avx512<7>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
     case 6: return gemm_block_avx512<6>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
     case 5: return gemm_block_avx512<5>(K, ai, a_row_stride, a_col_stride, b, ldb, ci, ldc, accumulate, mask0, mask1);
