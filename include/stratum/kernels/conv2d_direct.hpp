@@ -73,7 +73,10 @@ void conv2d_forward_direct_row(const WindowGeometry& g, const T* image, Index oy
                                const Eigen::Array<T, F, 1>& initial, T* out) {
   using Vector = Eigen::Array<T, F, 1>;
   const Index C = g.in_c, row_taps = g.kernel_w * C;
-  const auto [first, last] = inside_columns(g);
+  // (Named variables rather than a structured binding: Clang 14 cannot capture bindings in
+  // lambdas or OpenMP regions.)
+  const std::pair<Index, Index> columns = inside_columns(g);
+  const Index first = columns.first, last = columns.second;
   for (Index ox = first; ox < last; ++ox) Eigen::Map<Vector>(out + ox * F) = initial;
   for (Index ky = 0; ky < g.kernel_h; ++ky) {
     const Index iy = oy * g.stride_h - g.pad_top + ky;
@@ -118,7 +121,8 @@ void conv2d_backward_weights_direct_fixed(const WindowGeometry& g, const T* inpu
                                           GradientRows& gradient_rows) {
   using Vector = Eigen::Array<T, F, 1>;
   const Index C = g.in_c, K = g.patch_size(), row_taps = g.kernel_w * C;
-  const auto [first, last] = inside_columns(g);
+  const std::pair<Index, Index> columns = inside_columns(g);
+  const Index first = columns.first, last = columns.second;
   detail::zero_thread_partials(workspace.weight_grads, K, F);
   workspace.gradient_rows.prepare(g.out_w * F);
   STRATUM_OMP(parallel for schedule(static))
