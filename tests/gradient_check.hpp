@@ -9,7 +9,6 @@
 #include <doctest/doctest.h>
 #include <stratum/stratum.hpp>
 
-#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -29,12 +28,6 @@ inline Tensor<double> random_tensor(const Shape& shape, Random& rng, double low 
   Tensor<double> t(shape);
   for (auto& v : t) v = rng.uniform(low, high);
   return t;
-}
-
-/// Whether two tensors have the same shape and the same bits in every element.
-template <typename T>
-bool same_values(const Tensor<T>& a, const Tensor<T>& b) {
-  return a.shape() == b.shape() && std::equal(a.begin(), a.end(), b.begin());
 }
 
 /// Compares `analytic` with the numerical derivative of `loss` with respect to every element

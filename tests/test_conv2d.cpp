@@ -1,5 +1,7 @@
 #include "gradient_check.hpp"
 
+#include <limits>
+
 using namespace stratum;
 using stratum::testing::check_layer;
 
@@ -93,6 +95,28 @@ TEST_CASE("Conv2D: a shape that does not fit names the layer and both shapes") {
 
 namespace {
 
+/// The largest |a - r| over the elements, relative to the largest |r| (at least 1): long float
+/// sums round at the scale of their largest values. A NaN in `a` (an element a kernel never
+/// wrote, see the NaN fill below) counts as infinitely wrong.
+template <typename T>
+double worst_scaled_difference(const T* a, const T* r, std::size_t size) {
+  double worst = 0, scale = 1;
+  for (std::size_t i = 0; i < size; ++i) scale = std::max(scale, std::abs(double(r[i])));
+  for (std::size_t i = 0; i < size; ++i) {
+    const double difference = std::abs(double(a[i]) - double(r[i])) / scale;
+    if (std::isnan(difference)) return std::numeric_limits<double>::infinity();
+    worst = std::max(worst, difference);
+  }
+  return worst;
+}
+
+/// Fills kernel outputs with NaN before a kernel runs, so that an element it fails to write
+/// cannot pass for the previous kernel's correct result.
+template <typename T>
+void poison(std::vector<T>& values) {
+  std::fill(values.begin(), values.end(), std::numeric_limits<T>::quiet_NaN());
+}
+
 struct ConvCase {
   Index batch, h, w, c, f, k;
   Index stride;
@@ -119,15 +143,13 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
   kernels::conv2d_backward_data_reference(g, dz.data(), w.data(), dx_ref.data());
   kernels::conv2d_backward_weights_reference(g, x.data(), dz.data(), dw_ref.data(), db_ref.data());
   kernels::Conv2DWorkspace<T> workspace;
+  for (auto* out : {&z, &dx, &dw, &db}) poison(*out);
   kernels::conv2d_forward_im2col(g, x.data(), w.data(), b.data(), z.data(), workspace);
   kernels::conv2d_backward_data_im2col(g, dz.data(), w.data(), dx.data(), workspace);
   kernels::conv2d_backward_weights_im2col(g, x.data(), dz.data(), dw.data(), db.data(), workspace);
-  // Error relative to the largest reference value: long float sums round at that scale.
   auto close = [&](const std::vector<T>& a, const std::vector<T>& r, const char* what) {
-    double worst = 0, scale = 1;
-    for (T v : r) scale = std::max(scale, std::abs(double(v)));
-    for (std::size_t i = 0; i < a.size(); ++i)
-      worst = std::max(worst, std::abs(double(a[i]) - double(r[i])) / scale);
+    REQUIRE(a.size() == r.size());
+    const double worst = worst_scaled_difference(a.data(), r.data(), r.size());
     INFO(what << " N=" << cc.batch << " H=" << cc.h << " W=" << cc.w << " C=" << cc.c
               << " F=" << cc.f << " K=" << cc.k << " stride=" << cc.stride
               << " padding=" << std::string(to_string(cc.padding)) << ": worst error " << worst);
@@ -138,6 +160,7 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
   close(dw, dw_ref, "im2col backward weights");
   close(db, db_ref, "im2col backward bias");
   if (kernels::direct_filter_count(cc.f)) {
+    for (auto* out : {&z, &dw, &db}) poison(*out);
     kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data());
     kernels::conv2d_backward_weights_direct(g, x.data(), dz.data(), dw.data(), db.data(),
                                             workspace);
@@ -147,6 +170,7 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
   }
   if (kernels::direct_backward_data(g)) {
     AlignedVector<T> turned_kernel;
+    poison(dx);
     kernels::conv2d_backward_data_direct(g, dz.data(), w.data(), dx.data(), turned_kernel);
     close(dx, dx_ref, "direct backward data");
   }
@@ -278,8 +302,15 @@ void check_fused_pair(const PooledConvCase& pc, std::uint64_t seed) {
   conv.backward(x, y, dy, &dx);
   const Tensor<T> kernel_grad = conv.kernel().grad, bias_grad = conv.bias().grad;
 
+  // The gradients still hold the layer-by-layer results: poison them, so that the fused pass
+  // has to write every one.
+  auto poison_gradients = [&] {
+    for (auto* p : conv.parameters())
+      std::fill(p->grad.begin(), p->grad.end(), std::numeric_limits<T>::quiet_NaN());
+  };
   Tensor<T> fused_pooled, fused_dx;
   conv.forward_pooled(x, pool, fused_pooled);
+  poison_gradients();
   conv.backward_pooled(x, pool, fused_pooled, d_pooled, &fused_dx);
   INFO(std::string(sizeof(T) == 4 ? "float" : "double")
        << ", input " << pc.input.to_string() << " batch " << pc.batch << ", " << pc.filters
@@ -293,10 +324,8 @@ void check_fused_pair(const PooledConvCase& pc, std::uint64_t seed) {
   const double tolerance = exact ? 0.0 : std::is_same_v<T, float> ? 1e-5 : 1e-12;
   auto check_close = [&](const Tensor<T>& fused, const Tensor<T>& expected, const char* what) {
     REQUIRE(fused.shape() == expected.shape());
-    double worst = 0, scale = 1;
-    for (T v : expected) scale = std::max(scale, std::abs(double(v)));
-    for (Index i = 0; i < fused.size(); ++i)
-      worst = std::max(worst, std::abs(double(fused[i]) - double(expected[i])) / scale);
+    const double worst = worst_scaled_difference(fused.data(), expected.data(),
+                                                 static_cast<std::size_t>(expected.size()));
     INFO(what << ": worst difference " << worst << " relative to the largest value");
     CHECK(worst <= tolerance);
   };
@@ -306,8 +335,10 @@ void check_fused_pair(const PooledConvCase& pc, std::uint64_t seed) {
   check_close(conv.bias().grad, bias_grad, "bias gradient");
 
   // The first layer of a model needs no input gradient.
+  poison_gradients();
   conv.backward_pooled(x, pool, fused_pooled, d_pooled, nullptr);
   check_close(conv.kernel().grad, kernel_grad, "kernel gradient without dx");
+  check_close(conv.bias().grad, bias_grad, "bias gradient without dx");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "gradient_check.hpp"
 
+#include <limits>
 #include <sstream>
 
 using namespace stratum;
@@ -115,6 +116,9 @@ TEST_CASE("a Conv2D and the MaxPool2D after it run fused, with the layer-by-laye
   check_close(output, outputs.back());
   Tensor<double> d_output;
   loss.compute(output, labels, &d_output);
+  // The gradients still hold the layer-by-layer results; the fused pass must write them all.
+  for (auto* p : model.parameters())
+    std::fill(p->grad.begin(), p->grad.end(), std::numeric_limits<double>::quiet_NaN());
   model.backward(d_output);
   const auto parameters = model.parameters();
   for (std::size_t i = 0; i < parameters.size(); ++i) {
