@@ -18,8 +18,11 @@
 //
 // Column panels are walked outermost so that one B panel (K x 32 floats) stays in cache while
 // every row block of A passes over it. The last panel uses masked loads and stores (AVX-512) or
-// a scalar loop (AVX2) for N not a multiple of the vector width; row blocks of fewer than 8
-// (or 6) rows use the same kernel with fewer accumulators.
+// a scalar loop (AVX2) for N not a multiple of the vector width; the rows left over after the
+// blocks of 8 (or 6) use the same kernel with fewer accumulators, or, on AVX-512, join the last
+// block when they are 1 to 4 (blocks of up to 12 rows, 24 accumulators). Each element of C is
+// summed over k in order in one register, whatever block it falls in, so the result does not
+// depend on how M is cut.
 //
 // Which path is compiled is decided by the compiler flags (-mavx512f, -mavx2 -mfma, or
 // -march=native): a header-only library cannot choose at run time without forcing every user
@@ -121,7 +124,8 @@ inline void gemm_panel(Index M, Index width, Index K, const float* a, Index a_ro
   // per load: M = 9 (the first layer's weight gradient, 3x3 taps of 3 channels) runs as one
   // block of 9 rather than 8 + 1.
   const Index remainder = M % gemm_rows;
-  const Index merged = M > gemm_rows && remainder >= 1 && remainder <= 4 ? gemm_rows + remainder : 0;
+  const Index merged =
+      M > gemm_rows && remainder >= 1 && remainder <= 4 ? gemm_rows + remainder : 0;
   Index i = 0;
   for (; i + gemm_rows <= M - merged; i += gemm_rows)
     gemm_block_avx512<gemm_rows>(K, a + i * a_row_stride, a_row_stride, a_col_stride, b, ldb,

@@ -22,7 +22,10 @@
 //             y equals the pooled value p, so there dz = dp * activation'(p) (written in terms
 //             of the output, as every activation's derivative here is), and dz = 0 elsewhere.
 //             dp * activation'(p) is made once at the pooled size; the kernels scatter it into
-//             blocks of dz as they need them.
+//             blocks of dz as they need them. The weights pass and the input-gradient pass each
+//             scatter the blocks they read (their blocks differ: rows, and tiles of one image),
+//             so the scatter runs twice, as the activation's derivative does in the unfused
+//             backward below; no dz tensor exists.
 #pragma once
 
 #include "../kernels/conv2d.hpp"

@@ -136,7 +136,6 @@ class Layer {
   }
 
  private:
-
   std::string name_;
   Shape input_shape_;
   Shape output_shape_;

@@ -154,10 +154,9 @@ class MaxPool2D final : public Layer<T> {
           first_tap = false;
           return;
         }
-        // Branch-free over channels, so the compiler vectorises it: a later tap wins if it
-        // is larger, or if it is the first NaN.
+        // Branch-free over channels, so the compiler vectorises it.
         for (Index c = 0; c < g.in_c; ++c) {
-          const bool take = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
+          const bool take = later_tap_wins(v[c], best[c]);
           best[c] = take ? v[c] : best[c];
           if (record_argmax) where[c] = take ? tap : where[c];
         }
@@ -165,6 +164,10 @@ class MaxPool2D final : public Layer<T> {
       if (record_argmax) std::copy(taps.begin(), taps.end(), argmax_.begin() + out_offset);
     }
   }
+
+  /// Whether a later tap with value v replaces the window's maximum so far: if it is larger, or
+  /// if it is the first NaN (so NaNs propagate; ties keep the first maximum).
+  static bool later_tap_wins(T v, T best) { return v > best || (v != v && best == best); }
 
   /// A 2x2 window wholly inside the image: each channel's four taps are compared in registers
   /// and the result stored once. (The general loop above updates y tap by tap, and GCC guards
@@ -181,7 +184,7 @@ class MaxPool2D final : public Layer<T> {
       std::uint8_t w = 0;
       for (std::uint8_t t = 1; t < 4; ++t) {
         const T v = taps[t][c];
-        const bool take = v > m || (v != v && m == m);
+        const bool take = later_tap_wins(v, m);
         m = take ? v : m;
         w = take ? t : w;
       }

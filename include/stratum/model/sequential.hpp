@@ -213,12 +213,11 @@ class Sequential {
     if (layers_.empty()) throw Error("Sequential: the model has no layers");
     input_ = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const Tensor<T>& in = i == 0 ? x : outputs_[i - 1];
       if (const auto [conv, pool] = pooled_convolutions_[i]; conv) {
-        conv->forward_pooled(in, *pool, outputs_[i + 1]);
+        conv->forward_pooled(input_of(i), *pool, outputs_[i + 1]);
         ++i;
       } else {
-        layers_[i]->forward(in, outputs_[i], mode);
+        layers_[i]->forward(input_of(i), outputs_[i], mode);
       }
     }
     return outputs_.back();
@@ -412,6 +411,7 @@ class Sequential {
     }
   }
 
+  /// Layer i's input in the latest forward pass.
   const Tensor<T>& input_of(std::size_t i) const { return i == 0 ? *input_ : outputs_[i - 1]; }
 
   static ProgressBar::Values epoch_values(const EpochLogs& logs) {
