@@ -184,7 +184,9 @@ class MaxPool2D final : public Layer<T> {
       std::uint8_t w = 0;
       for (std::uint8_t t = 1; t < 4; ++t) {
         const T v = taps[t][c];
-        const bool take = later_tap_wins(v, m);
+        // later_tap_wins(v, m), written out: through the function, GCC's code for this loop
+        // measured slower (max_pool1_forward medians 3.8-4.1 ms against 3.4-3.9 ms).
+        const bool take = v > m || (v != v && m == m);
         m = take ? v : m;
         w = take ? t : w;
       }
