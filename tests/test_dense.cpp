@@ -55,16 +55,26 @@ TEST_CASE("Dense: needs a flat input") {
                        ShapeError);
 }
 
-// In float, dW comes from the SIMD GEMM of kernels/gemm.hpp (in double, which the gradient
-// checks use, from Eigen's), so the float layer is checked against the plain formulas too: odd
-// sizes, batch 1, and more inputs than one thread's block (2048), which splits the forward pass
-// into partial products.
+// In float, the products come from the SIMD GEMM of kernels/gemm.hpp (in double, which the
+// gradient checks use, from Eigen's), so the float layer is checked against the plain formulas
+// too: odd sizes, batch 1 and batches under 4 (Eigen's matrix-vector product), 128 units and
+// more (the GEMM copies W's panels), and more inputs than one thread's block (2048), which
+// splits the forward pass into partial products. The outputs start as NaN, so a product that
+// writes nothing fails.
+namespace {
+/// The larger of two errors, where NaN (a value never written) counts as infinitely wrong.
+double worse(double so_far, double error) {
+  return std::isnan(error) ? std::numeric_limits<double>::infinity() : std::max(so_far, error);
+}
+}  // namespace
+
 TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
   struct Case {
     Index batch, inputs, units;
   };
   for (const Case c :
-       {Case{1, 5, 3}, Case{3, 37, 33}, Case{32, 300, 128}, Case{1, 4099, 7}, Case{5, 5000, 65}}) {
+       {Case{1, 5, 3}, Case{3, 37, 33}, Case{32, 300, 128}, Case{1, 4099, 7}, Case{5, 5000, 65},
+        Case{2, 4100, 130}, Case{9, 6001, 128}}) {
     CAPTURE(c.batch);
     CAPTURE(c.inputs);
     CAPTURE(c.units);
@@ -75,6 +85,10 @@ TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
     for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
     for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
     for (auto& v : dense.bias().value) v = static_cast<float>(rng.uniform(-1, 1));
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    y.resize({c.batch, c.units});
+    dx.resize({c.batch, c.inputs});
+    for (Tensor<float>* t : {&y, &dx, &dense.kernel().grad}) std::fill(t->begin(), t->end(), nan);
     dense.forward(x, y, Mode::training);
     dense.backward(x, y, dy, &dx);
 
@@ -87,7 +101,7 @@ TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
         double z = dense.bias().value[u];
         for (Index i = 0; i < c.inputs; ++i)
           z += double(x[n * c.inputs + i]) * double(W[i * c.units + u]);
-        y_error = std::max(y_error, std::abs(y[n * c.units + u] - std::max(z, 0.0)));
+        y_error = worse(y_error, std::abs(y[n * c.units + u] - std::max(z, 0.0)));
         dz[static_cast<std::size_t>(n * c.units + u)] = z > 0 ? double(dy[n * c.units + u]) : 0.0;
       }
     for (Index i = 0; i < c.inputs; ++i)
@@ -95,14 +109,14 @@ TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
         double dw = 0;
         for (Index n = 0; n < c.batch; ++n)
           dw += double(x[n * c.inputs + i]) * dz[static_cast<std::size_t>(n * c.units + u)];
-        dw_error = std::max(dw_error, std::abs(dense.kernel().grad[i * c.units + u] - dw));
+        dw_error = worse(dw_error, std::abs(dense.kernel().grad[i * c.units + u] - dw));
       }
     for (Index n = 0; n < c.batch; ++n)
       for (Index i = 0; i < c.inputs; ++i) {
         double d = 0;
         for (Index u = 0; u < c.units; ++u)
           d += dz[static_cast<std::size_t>(n * c.units + u)] * double(W[i * c.units + u]);
-        dx_error = std::max(dx_error, std::abs(dx[n * c.inputs + i] - d));
+        dx_error = worse(dx_error, std::abs(dx[n * c.inputs + i] - d));
       }
     // float sums of k terms of size about 1 (x and dy in [-1, 1], W smaller): a few ulp times
     // sqrt(k)
@@ -110,4 +124,35 @@ TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
     CHECK(dw_error <= 1e-5 * std::sqrt(double(c.batch)));
     CHECK(dx_error <= 1e-5 * std::sqrt(double(c.units)));
   }
+}
+
+TEST_CASE("Dense<float>: one and two threads agree") {
+  // 6,000 inputs: blocks of inputs over the threads, the forward pass summing per-thread
+  // partial products (so equal within rounding), dW and dx written block by block (bitwise).
+  Random rng(12);
+  Dense<float> dense(130, Activation::relu);
+  dense.build({6000}, rng);
+  Tensor<float> x({7, 6000}), dy({7, 130});
+  for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+  for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    Tensor<float> y, dx;
+    dense.forward(x, y, Mode::training);
+    dense.backward(x, y, dy, &dx);
+    return std::vector<Tensor<float>>{y, dx, dense.kernel().grad};
+  };
+  const int saved = num_threads();
+  const auto one = run(1), two = run(2), two_again = run(2);
+  set_num_threads(saved);
+  double worst = 0;
+  for (Index i = 0; i < one[0].size(); ++i)
+    worst = std::max(worst, std::abs(double(one[0][i]) - double(two[0][i])));
+  CHECK(worst <= 1e-5);
+  auto same = [](const Tensor<float>& a, const Tensor<float>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  };
+  CHECK(same(two[0], two_again[0]));
+  CHECK(same(one[1], two[1]));
+  CHECK(same(one[2], two[2]));
 }

@@ -14,8 +14,10 @@ using namespace stratum;
 namespace {
 
 template <typename T>
-void check_gemm(Index M, Index N, Index K, bool transposed_a, bool accumulate, Random& rng) {
-  const Index ldb = N + static_cast<Index>(rng.below(3)), ldc = N + static_cast<Index>(rng.below(3));
+void check_gemm(Index M, Index N, Index K, bool transposed_a, bool accumulate, Random& rng,
+                Index ldb = 0) {
+  if (ldb == 0) ldb = N + static_cast<Index>(rng.below(3));
+  const Index ldc = N + static_cast<Index>(rng.below(3));
   std::vector<T> a(static_cast<std::size_t>(M * K)), b(static_cast<std::size_t>(K * ldb)),
       c(static_cast<std::size_t>(M * ldc)), reference;
   for (auto* v : {&a, &b, &c})
@@ -35,7 +37,7 @@ void check_gemm(Index M, Index N, Index K, bool transposed_a, bool accumulate, R
   // Sums of K products of values in [-1, 1]: float rounding grows like sqrt(K) * 2^-24.
   const double tolerance = (sizeof(T) == 4 ? 1e-5 : 1e-12) * std::sqrt(double(K) + 1);
   INFO("M=" << M << " N=" << N << " K=" << K << " transposed A=" << transposed_a
-            << " accumulate=" << accumulate << " path=" << kernels::gemm_float_path()
+            << " accumulate=" << accumulate << " ldb=" << ldb << " path=" << kernels::gemm_float_path()
             << ": worst error " << worst);
   CHECK(worst <= tolerance);
   // Padding columns between N and ldc are never written.
@@ -60,6 +62,22 @@ TEST_CASE("gemm matches the reference loops on random shapes") {
   check_gemm<float>(455, 64, 288, false, false, rng);
   check_gemm<float>(455, 288, 64, false, false, rng);
   check_gemm<float>(288, 64, 455, true, true, rng);
+}
+
+// B's rows 128 floats or more apart: the SIMD paths copy each panel into contiguous rows
+// before the blocks of rows read it (when more than one block will), so these shapes cover the
+// copy, including a last panel narrower than the vector width; 1 to 3 rows go to Eigen's
+// matrix-vector product instead.
+TEST_CASE("gemm with B's rows far apart, and with fewer than four rows") {
+  Random rng(32);
+  for (const Index M : {1, 2, 3, 4, 9, 32, 45})
+    for (const Index N : {1, 7, 33, 128, 130}) {
+      const Index ldb = std::max<Index>(N, 128) + static_cast<Index>(rng.below(5));
+      check_gemm<float>(M, N, 1 + static_cast<Index>(rng.below(400)), rng.below(2) == 1,
+                        rng.below(2) == 1, rng, ldb);
+    }
+  // The notebook's first Dense layer: one thread's block of 1,920 inputs.
+  check_gemm<float>(32, 128, 1920, false, true, rng, 128);
 }
 
 #ifdef STRATUM_EXPECT_GEMM_PATH

@@ -1,4 +1,4 @@
-// Matrix product for the convolution kernels:  C (M x N) = A (M x K) * B (K x N)  [+ C]
+// Matrix product for the convolution kernels and Dense:  C (M x N) = A (M x K) * B (K x N)  [+ C]
 //
 // C and B are row-major (leading dimensions ldc, ldb). A is addressed through two strides,
 // A[i, k] = a[i * a_row_stride + k * a_col_stride], so the same kernel reads a patch matrix
@@ -17,7 +17,9 @@
 //                                      [ acc[7][0] | acc[7][1] ]  += A[i+7, k] * [ b0 | b1 ]
 //
 // Column panels are walked outermost so that one B panel (K x 32 floats) stays in cache while
-// every row block of A passes over it. The last panel uses masked loads and stores (AVX-512) or
+// every row block of A passes over it; a panel whose rows lie far apart in B is copied into
+// contiguous rows first (gemm_panels says why). Products of fewer than 4 rows go to Eigen's
+// matrix-vector kernel. The last panel uses masked loads and stores (AVX-512) or
 // a scalar loop (AVX2) for N not a multiple of the vector width; the rows left over after the
 // blocks of 8 (or 6) use the same kernel with fewer accumulators, or, on AVX-512, join the last
 // block when they are 1 to 4 (blocks of up to 12 rows, 24 accumulators). Each element of C is
@@ -202,6 +204,39 @@ inline void gemm_panel(Index M, Index width, Index K, const float* a, Index a_ro
 }
 #endif
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+/// The whole product, one column panel of B at a time (outermost, so that the panel stays in
+/// cache while every block of rows of A passes over it).
+inline void gemm_panels(Index M, Index N, Index K, const float* a, Index a_row_stride,
+                        Index a_col_stride, const float* b, Index ldb, float* c, Index ldc,
+                        bool accumulate) {
+  // (Splitting K into L1-sized slices measured slower for the convolutions' shapes, K = 64 to
+  // 455, and made no difference to the Dense layer's, so each panel runs over the whole depth.)
+  // A panel that several blocks of rows will read, and whose rows lie 128 floats or more
+  // apart, is first copied into contiguous rows of gemm_columns floats. In place, rows 512
+  // bytes apart fall on only 8 of L1's 64 sets, so the panel does not stay in L1 from one
+  // block of rows to the next: the Dense layer's forward product (W's 128 columns) took
+  // 3.1-3.2 ms so, 2.1-2.4 ms packed. Packing conv2's kernel too (64 columns, a panel that
+  // stays in cache anyway) measured slower, so narrower B is read in place.
+  const bool pack = M > gemm_rows && ldb >= 128;
+  thread_local AlignedVector<float> packed;
+  if (pack) packed.resize(static_cast<std::size_t>(K * gemm_columns));
+  for (Index j = 0; j < N; j += gemm_columns) {
+    const Index width = std::min(gemm_columns, N - j);
+    const float* panel = b + j;
+    Index panel_ld = ldb;
+    if (pack) {
+      for (Index k = 0; k < K; ++k)
+        std::copy_n(b + k * ldb + j, width, packed.data() + k * gemm_columns);
+      panel = packed.data();
+      panel_ld = gemm_columns;
+    }
+    gemm_panel(M, width, K, a, a_row_stride, a_col_stride, panel, panel_ld, c + j, ldc,
+               accumulate);
+  }
+}
+#endif
+
 }  // namespace detail
 
 /// C = A B (or C += A B when `accumulate`); see the top of this file for the layouts.
@@ -211,13 +246,14 @@ void gemm(Index M, Index N, Index K, const T* a, Index a_row_stride, Index a_col
           const T* b, Index ldb, T* c, Index ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+  // A product of one to three rows is a matrix-vector product in all but name: the
+  // micro-kernel's few accumulators cannot hide the FMA latency, and Eigen's matrix-vector
+  // kernel streams B faster (one image through the notebook's first Dense layer: medians of
+  // 0.42-0.44 ms so, 0.70-0.75 ms on the micro-kernel).
   if constexpr (std::is_same_v<T, float>) {
-    // (Splitting K into L1-sized slices measured slower here for the convolutions' shapes,
-    // K = 64 to 455, so each panel runs over the whole depth.)
-    for (Index j = 0; j < N; j += detail::gemm_columns)
-      detail::gemm_panel(M, std::min(detail::gemm_columns, N - j), K, a, a_row_stride,
-                         a_col_stride, b + j, ldb, c + j, ldc, accumulate);
-    return;
+    if (M >= 4)
+      return detail::gemm_panels(M, N, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc,
+                                 accumulate);
   }
 #endif
   detail::gemm_eigen<T>(M, N, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);

@@ -48,35 +48,34 @@ class Dense final : public Layer<T> {
     return {units_};
   }
 
-  // The products are split over blocks of the I input features, one thread per block with a
-  // single-threaded GEMM inside: the kernel W is the large operand (7.4 M values in the
-  // notebook's first Dense layer) and each block streams a slice of it once. The forward pass
-  // sums per-thread partial products in thread order, so a thread count gives the same bits.
-  // Which GEMM: dW = x^T dz, whose depth is only the batch, runs on the register-blocked
-  // kernel of kernels/gemm.hpp, which measured faster there than Eigen's; the forward product
-  // and dx stay on Eigen's, faster for the forward (see docs/kernels.md for the figures) and
-  // needing no transposed copy of W for dx.
-  static constexpr Index block_features = 2048;
-
+  // Every product runs on kernels::gemm, split over blocks of the I input features, one thread
+  // per block (the kernel W is the large operand, 7.4 M values in the notebook's first Dense
+  // layer, and each block streams its slice of W once):
+  //
+  //   forward   partial_t (N x U) += x[:, block] W[block, :]    summed over threads in order
+  //   dW        dW[block, :] (B x U) = x[:, block]^T dz           x read down its columns
+  //   dx        dx[:, block]^T (B x N) = W[block, :] dz^T         then transposed into dx
+  //
+  // dx is computed transposed because the GEMM reads its right operand by rows: dz^T is a small
+  // copy (U x N), where W^T would be the whole kernel. The forward pass sums per-thread partial
+  // products in thread order, so a thread count gives the same bits every time.
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
     const Index inputs = x.matrix().cols(), batch = x.dim(0);
-    auto z = y.matrix();
-    if (inputs <= block_features) {
-      z.noalias() = x.matrix() * kernel_.value.matrix();
-    } else {
-      partial_products_.prepare(batch * units_);
-      for (int t = 0; t < partial_products_.count(); ++t)
-        std::fill(partial_products_.get(t), partial_products_.get(t) + batch * units_, T(0));
-      STRATUM_OMP(parallel for schedule(static))
-      for (Index first = 0; first < inputs; first += block_features) {
-        const Index count = std::min(block_features, inputs - first);
-        Eigen::Map<RowMatrix<T>>(partial_products_.get(), batch, units_).noalias() +=
-            x.matrix().middleCols(first, count) * kernel_.value.matrix().middleRows(first, count);
-      }
-      z = Eigen::Map<RowMatrix<T>>(partial_products_.get(0), batch, units_);
-      for (int t = 1; t < partial_products_.count(); ++t)
-        z += Eigen::Map<RowMatrix<T>>(partial_products_.get(t), batch, units_);
+    const Index block = feature_block(inputs);
+    partial_products_.prepare(batch * units_);
+    for (int t = 0; t < partial_products_.count(); ++t)
+      std::fill(partial_products_.get(t), partial_products_.get(t) + batch * units_, T(0));
+    STRATUM_OMP(parallel for schedule(static))
+    for (Index first = 0; first < inputs; first += block) {
+      const Index count = std::min(block, inputs - first);
+      kernels::gemm<T>(batch, units_, count, x.data() + first, inputs, 1,
+                       kernel_.value.data() + first * units_, units_, partial_products_.get(),
+                       units_, true);
     }
+    auto z = y.matrix();
+    z = Eigen::Map<RowMatrix<T>>(partial_products_.get(0), batch, units_);
+    for (int t = 1; t < partial_products_.count(); ++t)
+      z += Eigen::Map<RowMatrix<T>>(partial_products_.get(t), batch, units_);
     z.rowwise() += RowVectorMap<const T>(bias_.value.data(), units_);
     activation_forward(activation_, y.data(), y.size(), units_);
   }
@@ -90,17 +89,25 @@ class Dense final : public Layer<T> {
       dz = &dz_;
     }
     const Index inputs = x.matrix().cols(), batch = x.dim(0);
+    const Index block = feature_block(inputs);
     const auto d_z = dz->matrix();
+    if (dx) {
+      dz_transposed_.resize(static_cast<std::size_t>(units_ * batch));
+      Eigen::Map<RowMatrix<T>>(dz_transposed_.data(), units_, batch) = d_z.transpose();
+      transposed_input_gradients_.prepare(block * batch);
+    }
     // Each block of input features owns its rows of dW and its columns of dx: no reduction.
     STRATUM_OMP(parallel for schedule(static))
-    for (Index first = 0; first < inputs; first += block_features) {
-      const Index count = std::min(block_features, inputs - first);
-      // dW rows (count x units) = x^T (count x batch: x read down its columns) * dz.
+    for (Index first = 0; first < inputs; first += block) {
+      const Index count = std::min(block, inputs - first);
       kernels::gemm<T>(count, units_, batch, x.data() + first, 1, inputs, dz->data(), units_,
                        kernel_.grad.data() + first * units_, units_, false);
-      if (dx)
-        dx->matrix().middleCols(first, count).noalias() =
-            d_z * kernel_.value.matrix().middleRows(first, count).transpose();
+      if (!dx) continue;
+      T* dx_transposed = transposed_input_gradients_.get();
+      kernels::gemm<T>(count, batch, units_, kernel_.value.data() + first * units_, units_, 1,
+                       dz_transposed_.data(), batch, dx_transposed, batch, false);
+      dx->matrix().middleCols(first, count) =
+          Eigen::Map<const RowMatrix<T>>(dx_transposed, count, batch).transpose();
     }
     RowVectorMap<T>(bias_.grad.data(), units_) = d_z.colwise().sum();
   }
@@ -111,12 +118,27 @@ class Dense final : public Layer<T> {
                                                      const Eigen::Matrix<T, 1, Eigen::Dynamic>,
                                                      Eigen::Matrix<T, 1, Eigen::Dynamic>>>;
 
+  static constexpr Index max_block_features = 2048;
+
+  /// The input features of one thread's block: at most max_block_features, and the blocks as
+  /// many as a multiple of the thread count, so that every thread gets the same share (57,600
+  /// inputs on 2 threads: 30 blocks of 1,920, where blocks of 2,048 split 15 to 13.1).
+  static Index feature_block(Index inputs) {
+    const Index threads = num_threads();
+    Index blocks = (inputs + max_block_features - 1) / max_block_features;
+    if (blocks > 1) blocks = (blocks + threads - 1) / threads * threads;
+    const Index block = (inputs + blocks - 1) / blocks;
+    return (block + 15) / 16 * 16;  // whole vectors of x's rows
+  }
+
   Index units_;
   Activation activation_;
   Parameter<T> kernel_;
   Parameter<T> bias_;
   Tensor<T> dz_;
+  AlignedVector<T> dz_transposed_;
   ThreadScratch<T> partial_products_;
+  ThreadScratch<T> transposed_input_gradients_;
 };
 
 }  // namespace stratum
