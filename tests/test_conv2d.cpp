@@ -65,6 +65,9 @@ TEST_CASE("Conv2D: gradient checks over shapes, strides, paddings and activation
   SUBCASE("same, stride 1, sigmoid") {
     check_layer(Conv2D<double>(3, 3, Activation::sigmoid, 1, Padding::same), {4, 5, 1}, 2);
   }
+  SUBCASE("8 channels, 8 filters, relu: both backward passes run image by image") {
+    check_layer(Conv2D<double>(8, 3, Activation::relu), {6, 5, 8}, 3);
+  }
   SUBCASE("rectangular kernel and stride, softmax over filters") {
     check_layer(Conv2D<double>(3, Size2{3, 1}, Activation::softmax, Size2{1, 2}, Padding::same),
                 {5, 5, 2}, 2);
@@ -174,6 +177,19 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
     kernels::conv2d_backward_data_direct(g, dz.data(), w.data(), dx.data(), turned_kernel);
     close(dx, dx_ref, "direct backward data");
   }
+  if (kernels::direct_backward_by_image(g)) {
+    // Both passes together, image by image, with dz made by a function as a layer makes it
+    // (here copied from dz; d_output is not read, so it is given as null).
+    auto made_dz = [&](Index offset, Index count, T* block) {
+      std::copy_n(dz.data() + offset, count, block);
+    };
+    for (auto* out : {&dx, &dw, &db}) poison(*out);
+    kernels::conv2d_backward_direct_by_image(g, x.data(), w.data(), dx.data(), dw.data(),
+                                             db.data(), workspace, made_dz);
+    close(dx, dx_ref, "direct backward by image: data");
+    close(dw, dw_ref, "direct backward by image: weights");
+    close(db, db_ref, "direct backward by image: bias");
+  }
 }
 
 }  // namespace
@@ -203,6 +219,11 @@ TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes
   compare_with_reference<float>({2, 9, 12, 16, 7, 3, 1, Padding::same}, 9, 2e-5);
   compare_with_reference<double>({3, 7, 5, 8, 5, 4, 1, Padding::same}, 10, 1e-12);
   compare_with_reference<double>({1, 6, 11, 32, 3, 2, 1, Padding::valid}, 11, 1e-12);
+  // Both backward passes image by image (channels and filters the direct kernels take).
+  compare_with_reference<float>({3, 9, 8, 8, 16, 3, 1, Padding::valid}, 12, 2e-5);
+  compare_with_reference<float>({1, 7, 10, 16, 8, 3, 1, Padding::same}, 13, 2e-5);
+  compare_with_reference<double>({2, 6, 5, 8, 32, 2, 1, Padding::same}, 14, 1e-12);
+  compare_with_reference<float>({2, 63, 63, 32, 64, 3, 1, Padding::valid}, 15, 2e-5);
 }
 
 TEST_CASE("conv2d kernels: one and two threads agree") {

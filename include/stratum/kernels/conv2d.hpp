@@ -1,8 +1,10 @@
 // The convolution kernels the layers call: each pass picks the fastest implementation for the
 // layer's shape. Forward and backward weights run the direct kernels (GEMMs on the image as it
 // lies) where the filter count allows, tiled im2col + GEMM otherwise; backward data runs the
-// direct forward kernel on dz (stride 1, a channel count the kernels take, dz given whole),
-// im2col + GEMM otherwise. Both are tested against the plain loops of conv2d_reference.hpp.
+// direct forward kernel on dz (stride 1, a channel count the kernels take), im2col + GEMM
+// otherwise; where dz is made block by block, both backward passes on the direct kernels run
+// together, image by image (conv2d_backward). All are tested against the plain loops of
+// conv2d_reference.hpp.
 #pragma once
 
 #include "conv2d_direct.hpp"
@@ -63,11 +65,12 @@ void conv2d_forward_bands(const WindowGeometry& g, const WindowGeometry& pooling
 template <typename T, typename GradientRows = GradientAsGiven>
 void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* kernel, T* d_input,
                           Conv2DWorkspace<T>& workspace, GradientRows&& gradient_rows = {}) {
-  // The direct kernel reads dz where it lies, so it runs only when dz is given whole. Made
-  // block by block (a fused activation or pooling), writing it out first and reading it back
-  // cost what the direct kernel saves: conv2's fused backward pass took 29.4-30.1 ms that way
-  // (a steady-state driver timing Conv2D::backward_pooled), against 28.8-30.7 ms through im2col
-  // (conv2_pool2_fused_backward in the benchmarks).
+  // The direct kernel reads dz where it lies, so on its own it runs only when dz is given
+  // whole. Made block by block (a fused activation or pooling), writing it out first and
+  // reading it back cost what the direct kernel saves: conv2's fused backward pass took
+  // 29.4-30.1 ms that way (a steady-state driver timing Conv2D::backward_pooled), against
+  // 28.8-30.7 ms through im2col (conv2_pool2_fused_backward in the benchmarks). Layers call
+  // conv2d_backward, which runs such a layer's two passes image by image instead.
   if constexpr (std::is_same_v<std::decay_t<GradientRows>, GradientAsGiven>)
     if (direct_backward_data(g))
       return conv2d_backward_data_direct(g, d_output, kernel, d_input,
@@ -84,6 +87,22 @@ void conv2d_backward_weights(const WindowGeometry& g, const T* input, const T* d
     conv2d_backward_weights_direct(g, input, d_output, d_kernel, d_bias, workspace, gradient_rows);
   else
     conv2d_backward_weights_im2col(g, input, d_output, d_kernel, d_bias, workspace, gradient_rows);
+}
+
+/// Both backward passes: the weight and bias gradients, and the input gradient unless d_input
+/// is null. When the layer makes dz block by block (`gradient_rows`) and both passes can run on
+/// the direct kernels, they run together image by image, so that each image's dz is made once
+/// and read while in cache (conv2d_backward_direct_by_image); otherwise one pass after the other.
+template <typename T, typename GradientRows = GradientAsGiven>
+void conv2d_backward(const WindowGeometry& g, const T* input, const T* d_output, const T* kernel,
+                     T* d_input, T* d_kernel, T* d_bias, Conv2DWorkspace<T>& workspace,
+                     GradientRows&& gradient_rows = {}) {
+  if constexpr (!std::is_same_v<std::decay_t<GradientRows>, GradientAsGiven>)
+    if (d_input && direct_backward_by_image(g))
+      return conv2d_backward_direct_by_image(g, input, kernel, d_input, d_kernel, d_bias,
+                                             workspace, gradient_rows);
+  conv2d_backward_weights(g, input, d_output, d_kernel, d_bias, workspace, gradient_rows);
+  if (d_input) conv2d_backward_data(g, d_output, kernel, d_input, workspace, gradient_rows);
 }
 
 }  // namespace stratum::kernels

@@ -115,44 +115,52 @@ void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const 
   }
 }
 
+/// Adds output row oy of one image to the weight gradient: dw (K x F, then the F bias sums)
+/// += the row's share, for dz = that row's gradient (out_w x F).
+template <typename T, int F>
+void conv2d_backward_weights_direct_row(const WindowGeometry& g, const T* image, Index oy,
+                                        const T* dz, T* dw) {
+  using Vector = Eigen::Array<T, F, 1>;
+  const Index C = g.in_c, K = g.patch_size(), row_taps = g.kernel_w * C;
+  const std::pair<Index, Index> columns = inside_columns(g);
+  const Index first = columns.first, last = columns.second;
+  for (Index ky = 0; ky < g.kernel_h; ++ky) {
+    const Index iy = oy * g.stride_h - g.pad_top + ky;
+    if (iy < 0 || iy >= g.in_h || last == first) continue;
+    const T* x = image + (iy * g.in_w + first * g.stride_w - g.pad_left) * C;
+    gemm(row_taps, Index{F}, last - first, x, Index{1}, g.stride_w * C, dz + first * F, Index{F},
+         dw + ky * row_taps * F, Index{F}, true);  // dW_ky += X_ky^T dZ_row
+  }
+  // Pixels whose windows reach into the padding, one at a time.
+  auto edge_pixel = [&](Index ox) {
+    const Eigen::Map<const Vector> d(dz + ox * F);
+    for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
+      const T* x = image + (iy * g.in_w + ix) * C;
+      T* w = dw + (ky * g.kernel_w + kx) * C * F;
+      for (Index c = 0; c < C; ++c) Eigen::Map<Vector>(w + c * F) += x[c] * d;
+    });
+  };
+  for (Index ox = 0; ox < first; ++ox) edge_pixel(ox);
+  for (Index ox = last; ox < g.out_w; ++ox) edge_pixel(ox);
+  Eigen::Map<Vector> db(dw + K * F);
+  for (Index ox = 0; ox < g.out_w; ++ox) db += Eigen::Map<const Vector>(dz + ox * F);
+}
+
 template <typename T, int F, typename GradientRows>
 void conv2d_backward_weights_direct_fixed(const WindowGeometry& g, const T* input,
                                           const T* d_output, T* d_kernel, T* d_bias,
                                           Conv2DWorkspace<T>& workspace,
                                           GradientRows& gradient_rows) {
-  using Vector = Eigen::Array<T, F, 1>;
-  const Index C = g.in_c, K = g.patch_size(), row_taps = g.kernel_w * C;
-  const std::pair<Index, Index> columns = inside_columns(g);
-  const Index first = columns.first, last = columns.second;
+  const Index K = g.patch_size(), row_size = g.out_w * F;
   detail::zero_thread_partials(workspace.weight_grads, K, F);
-  workspace.gradient_rows.prepare(g.out_w * F);
+  workspace.gradient_rows.prepare(row_size);
   STRATUM_OMP(parallel for schedule(static))
   for (Index row = 0; row < g.batch * g.out_h; ++row) {
     const Index n = row / g.out_h, oy = row % g.out_h;
-    const T* dz = detail::gradient_block(d_output, row * g.out_w * F, g.out_w * F,
+    const T* dz = detail::gradient_block(d_output, row * row_size, row_size,
                                          workspace.gradient_rows.get(), gradient_rows);
-    const T* image = input + n * g.in_h * g.in_w * C;
-    T* dw = workspace.weight_grads.get();
-    for (Index ky = 0; ky < g.kernel_h; ++ky) {
-      const Index iy = oy * g.stride_h - g.pad_top + ky;
-      if (iy < 0 || iy >= g.in_h || last == first) continue;
-      const T* x = image + (iy * g.in_w + first * g.stride_w - g.pad_left) * C;
-      gemm(row_taps, Index{F}, last - first, x, Index{1}, g.stride_w * C, dz + first * F,
-           Index{F}, dw + ky * row_taps * F, Index{F}, true);  // dW_ky += X_ky^T dZ_row
-    }
-    // Pixels whose windows reach into the padding, one at a time.
-    auto edge_pixel = [&](Index ox) {
-      const Eigen::Map<const Vector> d(dz + ox * F);
-      for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
-        const T* x = image + (iy * g.in_w + ix) * C;
-        T* w = dw + (ky * g.kernel_w + kx) * C * F;
-        for (Index c = 0; c < C; ++c) Eigen::Map<Vector>(w + c * F) += x[c] * d;
-      });
-    };
-    for (Index ox = 0; ox < first; ++ox) edge_pixel(ox);
-    for (Index ox = last; ox < g.out_w; ++ox) edge_pixel(ox);
-    Eigen::Map<Vector> db(dw + K * F);
-    for (Index ox = 0; ox < g.out_w; ++ox) db += Eigen::Map<const Vector>(dz + ox * F);
+    conv2d_backward_weights_direct_row<T, F>(g, input + n * g.in_h * g.in_w * g.in_c, oy, dz,
+                                             workspace.weight_grads.get());
   }
   detail::sum_thread_partials(workspace.weight_grads, K, Index{F}, d_kernel, d_bias);
 }
@@ -203,26 +211,77 @@ inline bool direct_backward_data(const WindowGeometry& g) {
          g.pad_top < g.kernel_h && g.pad_left < g.kernel_w;
 }
 
+/// The convolution whose forward pass is g's backward data (stride 1): dz (out_h x out_w x F)
+/// -> dx (in_h x in_w x C), padded so that every tap that reached the input reaches back.
+inline WindowGeometry transposed_geometry(const WindowGeometry& g) {
+  WindowGeometry t = g;
+  t.in_h = g.out_h, t.in_w = g.out_w, t.in_c = g.out_c;
+  t.out_h = g.in_h, t.out_w = g.in_w, t.out_c = g.in_c;
+  t.pad_top = g.kernel_h - 1 - g.pad_top, t.pad_left = g.kernel_w - 1 - g.pad_left;
+  return t;
+}
+
+/// turned = the kernel turned by 180 degrees with its C and F axes swapped (see the top of the
+/// file): the kernel of transposed_geometry(g).
+template <typename T>
+void turn_kernel(const WindowGeometry& g, const T* kernel, AlignedVector<T>& turned) {
+  const Index C = g.in_c, F = g.out_c, KH = g.kernel_h, KW = g.kernel_w;
+  turned.resize(static_cast<std::size_t>(KH * KW * C * F));
+  for (Index ky = 0; ky < KH; ++ky)
+    for (Index kx = 0; kx < KW; ++kx)
+      for (Index c = 0; c < C; ++c)
+        for (Index f = 0; f < F; ++f)
+          turned[static_cast<std::size_t>((((KH - 1 - ky) * KW + KW - 1 - kx) * F + f) * C + c)] =
+              kernel[((ky * KW + kx) * C + c) * F + f];
+}
+
 /// dx = the input gradient of a stride-1 convolution, as the forward convolution of dz with the
 /// kernel turned and transposed (see the top of the file). `turned_kernel` receives that kernel.
 template <typename T>
 void conv2d_backward_data_direct(const WindowGeometry& g, const T* d_output, const T* kernel,
                                  T* d_input, AlignedVector<T>& turned_kernel) {
-  WindowGeometry t = g;  // the transposed convolution: dz (out_h x out_w x F) -> dx
-  t.in_h = g.out_h, t.in_w = g.out_w, t.in_c = g.out_c;
-  t.out_h = g.in_h, t.out_w = g.in_w, t.out_c = g.in_c;
-  t.pad_top = g.kernel_h - 1 - g.pad_top, t.pad_left = g.kernel_w - 1 - g.pad_left;
-  const Index C = g.in_c, F = g.out_c, KH = g.kernel_h, KW = g.kernel_w;
-  turned_kernel.resize(static_cast<std::size_t>(KH * KW * C * F));
-  for (Index ky = 0; ky < KH; ++ky)
-    for (Index kx = 0; kx < KW; ++kx)
-      for (Index c = 0; c < C; ++c)
-        for (Index f = 0; f < F; ++f)
-          turned_kernel[static_cast<std::size_t>(
-              (((KH - 1 - ky) * KW + KW - 1 - kx) * F + f) * C + c)] =
-              kernel[((ky * KW + kx) * C + c) * F + f];
-  conv2d_forward_direct(t, d_output, turned_kernel.data(), static_cast<const T*>(nullptr),
-                        d_input);
+  turn_kernel(g, kernel, turned_kernel);
+  conv2d_forward_direct(transposed_geometry(g), d_output, turned_kernel.data(),
+                        static_cast<const T*>(nullptr), d_input);
+}
+
+/// Whether both backward passes can run on the direct kernels together, image by image.
+inline bool direct_backward_by_image(const WindowGeometry& g) {
+  return direct_backward_data(g) && direct_filter_count(g.out_c);
+}
+
+/// Both backward passes (weights and data) of a convolution that direct_backward_by_image
+/// takes, for dz made by the layer (see GradientAsGiven): image by image, the image's dz is
+/// made once into a per-thread buffer, and the weights pass (into the thread's partial sums)
+/// and the data pass (the transposed convolution) read it while it is still in cache. Run
+/// apart, each pass would make dz again, and the data pass would need it tile by tile through
+/// im2col.
+template <typename T, typename GradientRows>
+void conv2d_backward_direct_by_image(const WindowGeometry& g, const T* input, const T* kernel,
+                                     T* d_input, T* d_kernel, T* d_bias,
+                                     Conv2DWorkspace<T>& workspace, GradientRows&& gradient_rows) {
+  const WindowGeometry t = transposed_geometry(g);
+  const Index K = g.patch_size(), F = g.out_c, row_size = g.out_w * F;
+  const Index image_size = g.in_h * g.in_w * g.in_c, image_gradient_size = g.out_h * row_size;
+  turn_kernel(g, kernel, workspace.transposed_kernel);
+  const T* turned = workspace.transposed_kernel.data();
+  detail::zero_thread_partials(workspace.weight_grads, K, F);
+  workspace.gradient_rows.prepare(image_gradient_size);
+  with_filter_count(F, [&](auto filters) {
+    constexpr int FF = decltype(filters)::value;
+    STRATUM_OMP(parallel for schedule(static))
+    for (Index n = 0; n < g.batch; ++n) {
+      T* dz = workspace.gradient_rows.get();
+      gradient_rows(n * image_gradient_size, image_gradient_size, dz);
+      const T* image = input + n * image_size;
+      for (Index oy = 0; oy < g.out_h; ++oy)
+        conv2d_backward_weights_direct_row<T, FF>(g, image, oy, dz + oy * row_size,
+                                                  workspace.weight_grads.get());
+      conv2d_forward_direct_rows(t, dz, turned, static_cast<const T*>(nullptr), 0, t.out_h,
+                                 d_input + n * image_size);
+    }
+  });
+  detail::sum_thread_partials(workspace.weight_grads, K, F, d_kernel, d_bias);
 }
 
 template <typename T, typename GradientRows = GradientAsGiven>

@@ -22,10 +22,10 @@
 //             y equals the pooled value p, so there dz = dp * activation'(p) (written in terms
 //             of the output, as every activation's derivative here is), and dz = 0 elsewhere.
 //             dp * activation'(p) is made once at the pooled size; the kernels scatter it into
-//             blocks of dz as they need them. The weights pass and the input-gradient pass each
-//             scatter the blocks they read (their blocks differ: rows, and tiles of one image),
-//             so the scatter runs twice, as the activation's derivative does in the unfused
-//             backward below; no dz tensor exists.
+//             blocks of dz as they need them, so no dz tensor exists. Where both backward
+//             passes run on the direct kernels, they run together image by image and scatter
+//             each image's dz once (kernels::conv2d_backward); otherwise each pass scatters
+//             the blocks it reads (rows, and tiles of one image), so the scatter runs twice.
 #pragma once
 
 #include "../kernels/conv2d.hpp"
@@ -107,14 +107,10 @@ class Conv2D final : public Layer<T> {
     auto gradient_rows = [&](Index offset, Index count, T* dz) {
       pool.route_gradient(pooling, d_pooled_z_.data(), offset / filters_, count / filters_, dz);
     };
-    kernels::conv2d_backward_weights(g, x.data(), static_cast<const T*>(nullptr),
-                                     kernel_.grad.data(), bias_.grad.data(), workspace_,
-                                     gradient_rows);
-    if (dx) {
-      dx->resize(x.shape());
-      kernels::conv2d_backward_data(g, static_cast<const T*>(nullptr), kernel_.value.data(),
-                                    dx->data(), workspace_, gradient_rows);
-    }
+    if (dx) dx->resize(x.shape());
+    kernels::conv2d_backward(g, x.data(), static_cast<const T*>(nullptr), kernel_.value.data(),
+                             dx ? dx->data() : nullptr, kernel_.grad.data(), bias_.grad.data(),
+                             workspace_, gradient_rows);
   }
 
  protected:
@@ -146,21 +142,18 @@ class Conv2D final : public Layer<T> {
   void do_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                    Tensor<T>* dx) override {
     const WindowGeometry g = geometry(x.dim(0), this->input_shape());
-    if (activation_ == Activation::linear) {
-      kernels::conv2d_backward_weights(g, x.data(), dy.data(), kernel_.grad.data(),
-                                       bias_.grad.data(), workspace_);
-      if (dx) kernels::conv2d_backward_data(g, dy.data(), kernel_.value.data(), dx->data(), workspace_);
-      return;
-    }
+    T* d_input = dx ? dx->data() : nullptr;
+    if (activation_ == Activation::linear)
+      return kernels::conv2d_backward(g, x.data(), dy.data(), kernel_.value.data(), d_input,
+                                      kernel_.grad.data(), bias_.grad.data(), workspace_);
     // dz = dy * activation'(z) is made block by block inside the kernels, in cache, rather than
-    // as a whole tensor (30 MB for the notebook's second layer): each pass makes the blocks
-    // it reads, so the cheap element-wise work is done twice but no dz buffer exists.
+    // as a whole tensor (30 MB for the notebook's second layer): made once per image when both
+    // passes run image by image, else once in each pass (the cheap element-wise work twice).
     auto gradient_rows = [&](Index offset, Index count, T* dz) {
       activation_backward(activation_, y.data() + offset, dy.data() + offset, dz, count, filters_);
     };
-    kernels::conv2d_backward_weights(g, x.data(), dy.data(), kernel_.grad.data(), bias_.grad.data(),
-                                     workspace_, gradient_rows);
-    if (dx) kernels::conv2d_backward_data(g, dy.data(), kernel_.value.data(), dx->data(), workspace_, gradient_rows);
+    kernels::conv2d_backward(g, x.data(), dy.data(), kernel_.value.data(), d_input,
+                             kernel_.grad.data(), bias_.grad.data(), workspace_, gradient_rows);
   }
 
  private:
