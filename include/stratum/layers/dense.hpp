@@ -53,8 +53,8 @@ class Dense final : public Layer<T> {
   // layer, and each block streams its slice of W once):
   //
   //   forward   partial_t (N x U) += x[:, block] W[block, :]    summed over threads in order
-  //   dW        dW[block, :] (B x U) = x[:, block]^T dz           x read down its columns
-  //   dx        dx[:, block]^T (B x N) = W[block, :] dz^T         then transposed into dx
+  //   dW        dW[block, :] (block x U) = x[:, block]^T dz       x read down its columns
+  //   dx        dx[:, block]^T (block x N) = W[block, :] dz^T     then transposed into dx
   //
   // dx is computed transposed because the GEMM reads its right operand by rows: dz^T is a small
   // copy (U x N), where W^T would be the whole kernel. The forward pass sums per-thread partial
