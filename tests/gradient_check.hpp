@@ -9,6 +9,8 @@
 #include <doctest/doctest.h>
 #include <stratum/stratum.hpp>
 
+#include "compare.hpp"
+
 #include <cmath>
 #include <functional>
 #include <string>
@@ -46,9 +48,10 @@ inline void check_against_numeric(const std::string& what, Tensor<double>& varia
     variable[i] = saved - step;
     const double minus = loss();
     variable[i] = saved;
+    // (A NaN gradient counts as infinitely wrong, see compare.hpp.)
     const double error = gradient_error(analytic[i], (plus - minus) / (2 * step));
-    if (error > worst) {
-      worst = error;
+    if (worse_error(worst, error) > worst) {
+      worst = worse_error(worst, error);
       worst_index = i;
     }
   }

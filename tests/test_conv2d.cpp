@@ -4,6 +4,7 @@
 
 using namespace stratum;
 using stratum::testing::check_layer;
+using stratum::testing::worst_scaled_difference;
 
 TEST_CASE("Conv2D: a hand-computed 3x3 convolution") {
   // One 4x4 single-channel image, one 3x3 filter of ones, bias 0.5: each output is the sum of
@@ -97,21 +98,6 @@ TEST_CASE("Conv2D: a shape that does not fit names the layer and both shapes") {
 // ---- The fast kernels against the reference loops -------------------------------------------
 
 namespace {
-
-/// The largest |a - r| over the elements, relative to the largest |r| (at least 1): long float
-/// sums round at the scale of their largest values. A NaN in `a` (an element a kernel never
-/// wrote, see the NaN fill below) counts as infinitely wrong.
-template <typename T>
-double worst_scaled_difference(const T* a, const T* r, std::size_t size) {
-  double worst = 0, scale = 1;
-  for (std::size_t i = 0; i < size; ++i) scale = std::max(scale, std::abs(double(r[i])));
-  for (std::size_t i = 0; i < size; ++i) {
-    const double difference = std::abs(double(a[i]) - double(r[i])) / scale;
-    if (std::isnan(difference)) return std::numeric_limits<double>::infinity();
-    worst = std::max(worst, difference);
-  }
-  return worst;
-}
 
 /// Fills kernel outputs with NaN before a kernel runs, so that an element it fails to write
 /// cannot pass for the previous kernel's correct result.

@@ -2,6 +2,8 @@
 
 using namespace stratum;
 using stratum::testing::check_layer;
+using stratum::testing::same_bits;
+using stratum::testing::worse_error;
 
 TEST_CASE("Dense: y = x W + b with W stored inputs x units") {
   Dense<double> dense(2);
@@ -61,13 +63,6 @@ TEST_CASE("Dense: needs a flat input") {
 // more (the GEMM copies W's panels), and more inputs than one thread's block (2048), which
 // splits the forward pass into partial products. The outputs start as NaN, so a product that
 // writes nothing fails.
-namespace {
-/// The larger of two errors, where NaN (a value never written) counts as infinitely wrong.
-double worse(double so_far, double error) {
-  return std::isnan(error) ? std::numeric_limits<double>::infinity() : std::max(so_far, error);
-}
-}  // namespace
-
 TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
   struct Case {
     Index batch, inputs, units;
@@ -101,7 +96,7 @@ TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
         double z = dense.bias().value[u];
         for (Index i = 0; i < c.inputs; ++i)
           z += double(x[n * c.inputs + i]) * double(W[i * c.units + u]);
-        y_error = worse(y_error, std::abs(y[n * c.units + u] - std::max(z, 0.0)));
+        y_error = worse_error(y_error, std::abs(y[n * c.units + u] - std::max(z, 0.0)));
         dz[static_cast<std::size_t>(n * c.units + u)] = z > 0 ? double(dy[n * c.units + u]) : 0.0;
       }
     for (Index i = 0; i < c.inputs; ++i)
@@ -109,14 +104,14 @@ TEST_CASE("Dense<float>: forward and backward match the plain formulas") {
         double dw = 0;
         for (Index n = 0; n < c.batch; ++n)
           dw += double(x[n * c.inputs + i]) * dz[static_cast<std::size_t>(n * c.units + u)];
-        dw_error = worse(dw_error, std::abs(dense.kernel().grad[i * c.units + u] - dw));
+        dw_error = worse_error(dw_error, std::abs(dense.kernel().grad[i * c.units + u] - dw));
       }
     for (Index n = 0; n < c.batch; ++n)
       for (Index i = 0; i < c.inputs; ++i) {
         double d = 0;
         for (Index u = 0; u < c.units; ++u)
           d += dz[static_cast<std::size_t>(n * c.units + u)] * double(W[i * c.units + u]);
-        dx_error = worse(dx_error, std::abs(dx[n * c.inputs + i] - d));
+        dx_error = worse_error(dx_error, std::abs(dx[n * c.inputs + i] - d));
       }
     // float sums of k terms of size about 1 (x and dy in [-1, 1], W smaller): a few ulp times
     // sqrt(k)
@@ -147,12 +142,9 @@ TEST_CASE("Dense<float>: one and two threads agree") {
   set_num_threads(saved);
   double worst = 0;
   for (Index i = 0; i < one[0].size(); ++i)
-    worst = std::max(worst, std::abs(double(one[0][i]) - double(two[0][i])));
+    worst = worse_error(worst, std::abs(double(one[0][i]) - double(two[0][i])));
   CHECK(worst <= 1e-5);
-  auto same = [](const Tensor<float>& a, const Tensor<float>& b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end());
-  };
-  CHECK(same(two[0], two_again[0]));
-  CHECK(same(one[1], two[1]));
-  CHECK(same(one[2], two[2]));
+  CHECK(same_bits(two[0], two_again[0]));
+  CHECK(same_bits(one[1], two[1]));
+  CHECK(same_bits(one[2], two[2]));
 }

@@ -6,6 +6,8 @@
 #include <stratum/kernels/gemm.hpp>
 #include <stratum/random.hpp>
 
+#include "compare.hpp"
+
 #include <string>
 #include <vector>
 
@@ -32,7 +34,7 @@ void check_gemm(Index M, Index N, Index K, bool transposed_a, bool accumulate, R
   for (Index i = 0; i < M; ++i)
     for (Index j = 0; j < N; ++j) {
       const auto k = static_cast<std::size_t>(i * ldc + j);
-      worst = std::max(worst, std::abs(double(c[k]) - double(reference[k])));
+      worst = testing::worse_error(worst, std::abs(double(c[k]) - double(reference[k])));
     }
   // Sums of K products of values in [-1, 1]: float rounding grows like sqrt(K) * 2^-24.
   const double tolerance = (sizeof(T) == 4 ? 1e-5 : 1e-12) * std::sqrt(double(K) + 1);
