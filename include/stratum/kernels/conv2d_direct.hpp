@@ -245,9 +245,10 @@ void conv2d_backward_data_direct(const WindowGeometry& g, const T* d_output, con
                         static_cast<const T*>(nullptr), d_input);
 }
 
-/// Whether both backward passes can run on the direct kernels together, image by image.
+/// Whether both backward passes can run on the direct kernels together, image by image: where
+/// backward data can, and backward weights would take the direct kernel anyway.
 inline bool direct_backward_by_image(const WindowGeometry& g) {
-  return direct_backward_data(g) && direct_filter_count(g.out_c);
+  return direct_backward_data(g) && prefers_direct_convolution(g);
 }
 
 /// Both backward passes (weights and data) of a convolution that direct_backward_by_image
