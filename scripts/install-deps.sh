@@ -12,7 +12,10 @@ set -euo pipefail
 packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev clang libclang-rt-dev
           libomp-dev)
 [[ "${1:-}" == "--golden" ]] && packages+=(python3-torch python3-numpy)
-[[ "${1:-}" == "--onednn" ]] && packages+=(libdnnl-dev)
+# Debian builds oneDNN with its OpenCL GPU runtime: its CMake package requires OpenCL (the
+# ICD loader's library and headers), which libdnnl-dev only recommends, and recommendations are
+# not installed here.
+[[ "${1:-}" == "--onednn" ]] && packages+=(libdnnl-dev ocl-icd-opencl-dev)
 
 missing=()
 for package in "${packages[@]}"; do
