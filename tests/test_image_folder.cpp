@@ -3,6 +3,12 @@
 #include <stratum/data/image_dataset.hpp>
 #include <stratum/data/split.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
 #include <set>
 #include <sstream>
 
@@ -30,13 +36,34 @@ std::set<std::string> listing(const fs::path& root) {
   return names;
 }
 
+/// load_image_folder(root, classes, options) with a guard that it never opens `fifo`. Opening
+/// a FIFO for reading waits for a writer, so while the load runs on another thread, this one
+/// keeps opening the FIFO's writing end without waiting: that succeeds only when a reader has
+/// it open or is waiting to. Then `fifo_opened` is set and the writing end closed at once,
+/// which ends the reader's wait with nothing to read: the test fails instead of hanging.
+LabelledImages load_without_opening(const fs::path& fifo, const fs::path& root,
+                                    const ImageFolderOptions& options, bool& fifo_opened) {
+  auto load =
+      std::async(std::launch::async, [&] { return load_image_folder(root, classes, options); });
+  while (load.wait_for(std::chrono::milliseconds(5)) != std::future_status::ready) {
+    const int writer = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (writer >= 0) {
+      fifo_opened = true;
+      ::close(writer);
+    }
+  }
+  return load.get();
+}
+
 }  // namespace
 
 TEST_CASE("a folder of photos loads with labels, duplicates found, bad files skipped and named") {
   testing::TempDir dir;
   testing::write_photo_folder(dir.path(), 12, 1);
-  fs::copy_file(dir.path() / "with_mask/with_mask_1.jpg", dir.path() / "with_mask/with_mask_copy.jpg");
-  fs::copy_file(dir.path() / "with_mask/with_mask_1.jpg", dir.path() / "with_mask/with_mask_copy2.jpg");
+  fs::copy_file(dir.path() / "with_mask/with_mask_1.jpg",
+                dir.path() / "with_mask/with_mask_copy.jpg");
+  fs::copy_file(dir.path() / "with_mask/with_mask_1.jpg",
+                dir.path() / "with_mask/with_mask_copy2.jpg");
   testing::write_bytes(dir.path() / "without_mask/empty.jpg", {});
   testing::write_bytes(dir.path() / "without_mask/notes.jpg", {'h', 'e', 'l', 'l', 'o'});
   const auto before = listing(dir.path());
@@ -52,10 +79,12 @@ TEST_CASE("a folder of photos loads with labels, duplicates found, bad files ski
   REQUIRE(images.skipped.size() == 2);
   CHECK(images.skipped[0].file == "without_mask/empty.jpg");
   CHECK(images.skipped[1].file == "without_mask/notes.jpg");
-  CHECK(log.str().find("warning: skipped 'without_mask/notes.jpg' is not an image") != std::string::npos);
+  CHECK(log.str().find("warning: skipped 'without_mask/notes.jpg' is not an image") !=
+        std::string::npos);
   // Labels follow the class folder.
   for (Index i = 0; i < images.count(); ++i)
-    CHECK(images.labels[std::size_t(i)] == (images.files[std::size_t(i)].rfind("with_mask/", 0) == 0 ? 1 : 0));
+    CHECK(images.labels[std::size_t(i)] ==
+          (images.files[std::size_t(i)].rfind("with_mask/", 0) == 0 ? 1 : 0));
   const auto groups = duplicate_groups(images);
   REQUIRE(groups.size() == 1);
   CHECK(groups[0].size() == 3);
@@ -65,6 +94,66 @@ TEST_CASE("a folder of photos loads with labels, duplicates found, bad files ski
   options.strict = true;
   CHECK_THROWS_WITH_AS(load_image_folder(dir.path(), classes, options),
                        "'without_mask/empty.jpg' is empty", IoError);
+}
+
+TEST_CASE("entries that are not regular files are named and skipped, never opened") {
+  testing::TempDir dir;
+  testing::write_photo_folder(dir.path(), 2, 5);
+  const fs::path folder = dir.path() / "with_mask";
+  fs::create_directories(dir.path() / "album");
+  fs::create_symlink("missing.jpg", folder / "a_dangling.jpg");
+  fs::create_directory_symlink("../album", folder / "b_album");
+  fs::create_symlink("d_pipe.jpg", folder / "c_pipe_link.jpg");
+  REQUIRE(::mkfifo((folder / "d_pipe.jpg").c_str(), 0600) == 0);
+  fs::create_symlink("/dev/null", folder / "e_null.jpg");
+  fs::create_symlink("with_mask_1.jpg", folder / "f_link.jpg");  // a link to a photo loads
+  const std::vector<SkippedFile> expected{
+      {"with_mask/a_dangling.jpg", "is a dangling symbolic link (to 'missing.jpg')"},
+      {"with_mask/b_album",
+       "is a symbolic link to '../album', which is not a regular file (folder)"},
+      {"with_mask/c_pipe_link.jpg",
+       "is a symbolic link to 'd_pipe.jpg', which is not a regular file (FIFO)"},
+      {"with_mask/d_pipe.jpg", "is not a regular file (FIFO)"},
+      {"with_mask/e_null.jpg",
+       "is a symbolic link to '/dev/null', which is not a regular file (character device)"},
+  };
+
+  std::ostringstream log;
+  auto options = quiet_options();
+  options.log = &log;
+  bool fifo_opened = false;
+  const LabelledImages images =
+      load_without_opening(folder / "d_pipe.jpg", dir.path(), options, fifo_opened);
+  CHECK(!fifo_opened);
+  CHECK(images.class_count(0) == 2);
+  CHECK(images.class_count(1) == 3);
+  REQUIRE(images.skipped.size() == expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const std::string reason = "'" + expected[i].file + "' " + expected[i].reason;
+    CHECK(images.skipped[i].file == expected[i].file);
+    CHECK(images.skipped[i].reason == reason);
+    CHECK(log.str().find("warning: skipped " + reason + "\n") != std::string::npos);
+  }
+  // The link loads as the photo it points to.
+  const auto link = std::find(images.files.begin(), images.files.end(), "with_mask/f_link.jpg");
+  const auto photo =
+      std::find(images.files.begin(), images.files.end(), "with_mask/with_mask_1.jpg");
+  REQUIRE(link != images.files.end());
+  REQUIRE(photo != images.files.end());
+  CHECK(images.content_hashes[std::size_t(link - images.files.begin())] ==
+        images.content_hashes[std::size_t(photo - images.files.begin())]);
+
+  // With `strict`, each stops the load, as an undecodable file does: the first in file order.
+  options.strict = true;
+  for (const SkippedFile& bad : expected) {
+    const std::string error = "'" + bad.file + "' " + bad.reason;
+    CHECK_THROWS_WITH_AS(
+        load_without_opening(folder / "d_pipe.jpg", dir.path(), options, fifo_opened),
+        error.c_str(), IoError);
+    CHECK(!fifo_opened);
+    fs::remove(dir.path() / bad.file);
+  }
+  CHECK(load_image_folder(dir.path(), classes, options).count() == 5);
 }
 
 TEST_CASE("missing, empty and one-class folders are clear errors") {
@@ -108,8 +197,9 @@ TEST_CASE("the cache returns the same images and is rebuilt when the files chang
   // A changed file invalidates the cache.
   Random rng(9);
   testing::write_face(data.path() / "with_mask/with_mask_2.jpg", true, rng);
-  fs::last_write_time(data.path() / "with_mask/with_mask_2.jpg",
-                      fs::last_write_time(data.path() / "with_mask/with_mask_2.jpg") + std::chrono::seconds(5));
+  fs::last_write_time(
+      data.path() / "with_mask/with_mask_2.jpg",
+      fs::last_write_time(data.path() / "with_mask/with_mask_2.jpg") + std::chrono::seconds(5));
   const LabelledImages third = load_image_folder(data.path(), classes, options);
   CHECK(!third.from_cache);
   CHECK(third.pixels != first.pixels);
@@ -178,7 +268,8 @@ TEST_CASE("the split is stratified, seeded and never separates identical files")
 
   for (int label : {0, 1}) {
     const auto in_class = std::count(labels.begin(), labels.end(), label);
-    const auto in_test = std::count_if(a.test.begin(), a.test.end(), [&](Index i) { return labels[std::size_t(i)] == label; });
+    const auto in_test = std::count_if(a.test.begin(), a.test.end(),
+                                       [&](Index i) { return labels[std::size_t(i)] == label; });
     // Exact up to the size of one group (at most 4 files).
     CHECK(std::abs(double(in_test) - 0.2 * double(in_class)) <= 4.0);
   }

@@ -439,7 +439,9 @@ std::string json_string(const std::string& s) {
 }
 
 /// The image files to classify: each file argument as given, and the image files of each folder
-/// argument (by extension, sorted by name).
+/// argument (by extension, sorted by name). A folder's entries with an image's extension that
+/// are not regular files (dangling links, FIFOs, devices, folders) are named in a warning and
+/// never opened.
 std::vector<fs::path> collect_images(const std::vector<std::string>& arguments) {
   static const std::vector<std::string> extensions{".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga",
                                                    ".ppm", ".pgm", ".pnm", ".psd", ".hdr"};
@@ -453,7 +455,10 @@ std::vector<fs::path> collect_images(const std::vector<std::string>& arguments) 
     for (const auto& entry : fs::directory_iterator(argument)) {
       std::string ext = entry.path().extension().string();
       std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (entry.is_regular_file() && std::find(extensions.begin(), extensions.end(), ext) != extensions.end())
+      if (std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) continue;
+      if (const auto problem = why_not_a_regular_file(entry))
+        std::cerr << "warning: skipped '" << entry.path().string() << "' " << *problem << '\n';
+      else
         found.push_back(entry.path());
     }
     if (found.empty()) throw Error("'" + argument + "' holds no image files");

@@ -6,8 +6,11 @@
 //
 // Every file is decoded in parallel (image.hpp), resized, and kept as 8-bit RGB: 49 KB per
 // 128x128 image instead of 196 KB as floats. Files that cannot be decoded are skipped with a
-// warning that names them, or, with `strict`, stop the load. Byte-identical files are found by
-// content hash, so a split can keep every copy of a photo on the same side.
+// warning that names them, or, with `strict`, stop the load; so are entries that are not
+// regular files (folders, FIFOs, devices, sockets, dangling symbolic links), which are never
+// opened: opening a FIFO blocks until something writes to it. Symbolic links to images load as
+// the images. Byte-identical files are found by content hash, so a split can keep every copy of
+// a photo on the same side.
 //
 // The decoded collection can be cached in a folder of the caller's choice: the cache file's
 // name is a hash of every file's path, size and modification time, the target size and the
@@ -21,6 +24,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,7 +40,8 @@ struct ImageFolderOptions {
   int width = 128;
   int height = 128;
   Rgb background = white;
-  /// Fail on the first file that cannot be decoded instead of skipping it.
+  /// Fail on the first file that cannot be decoded, or is not a regular file, instead of
+  /// skipping it.
   bool strict = false;
   /// Where to keep the decoded collection; empty means no cache.
   std::filesystem::path cache_dir;
@@ -53,9 +58,9 @@ struct LabelledImages {
   int width = 0;
   int height = 0;
   std::vector<std::string> class_names;
-  std::vector<std::uint8_t> pixels;          // count() x height x width x 3
-  std::vector<int> labels;                   // index into class_names
-  std::vector<std::string> files;            // relative to the folder: "with_mask/x.jpg"
+  std::vector<std::uint8_t> pixels;           // count() x height x width x 3
+  std::vector<int> labels;                    // index into class_names
+  std::vector<std::string> files;             // relative to the folder: "with_mask/x.jpg"
   std::vector<std::uint64_t> content_hashes;  // FNV-1a of the file's bytes (with its size)
   std::vector<SkippedFile> skipped;
   bool from_cache = false;
@@ -81,12 +86,58 @@ inline std::vector<std::vector<Index>> duplicate_groups(const LabelledImages& im
 
 namespace detail {
 
+/// The type of a file that is not a regular file, in words: "folder", "FIFO"...
+inline std::string file_type_name(std::filesystem::file_type type) {
+  switch (type) {
+    case std::filesystem::file_type::directory:
+      return "folder";
+    case std::filesystem::file_type::fifo:
+      return "FIFO";
+    case std::filesystem::file_type::character:
+      return "character device";
+    case std::filesystem::file_type::block:
+      return "block device";
+    case std::filesystem::file_type::socket:
+      return "socket";
+    default:
+      return "unknown type";
+  }
+}
+
+}  // namespace detail
+
+/// Why `entry` cannot be read as a file, as the rest of a sentence that starts with its name
+/// ("is a dangling symbolic link (to 'x.jpg')"), or nothing if it is a regular file, itself or
+/// through symbolic links. Decided from the file's type alone: nothing is opened.
+inline std::optional<std::string> why_not_a_regular_file(
+    const std::filesystem::directory_entry& entry) {
+  namespace fs = std::filesystem;
+  std::error_code error, ignored;
+  const fs::file_status status = entry.status(error);  // where symbolic links lead
+  if (fs::is_regular_file(status)) return std::nullopt;
+  std::string link;  // the link's target as written in it, if the entry is a symbolic link
+  if (entry.is_symlink(ignored)) {
+    link = "'" + fs::read_symlink(entry.path(), ignored).string() + "'";
+    if (status.type() == fs::file_type::not_found)
+      return "is a dangling symbolic link (to " + link + ")";
+  }
+  if (error)
+    return (link.empty() ? "cannot be examined: "
+                         : "is a symbolic link to " + link + " that cannot be followed: ") +
+           error.message();
+  const std::string what = "not a regular file (" + detail::file_type_name(status.type()) + ")";
+  return link.empty() ? "is " + what : "is a symbolic link to " + link + ", which is " + what;
+}
+
+namespace detail {
+
 struct FolderEntry {
   std::filesystem::path path;
   std::string relative;
-  int label;
-  std::uintmax_t size;
-  std::int64_t modified;
+  int label = 0;
+  std::uintmax_t size = 0;
+  std::int64_t modified = 0;
+  std::string problem;  // why it is not a regular file, after its name; empty for files to decode
 };
 
 inline std::vector<FolderEntry> list_image_folder(const std::filesystem::path& root,
@@ -106,12 +157,20 @@ inline std::vector<FolderEntry> list_image_folder(const std::filesystem::path& r
     }
     const std::size_t first = entries.size();
     for (const auto& item : fs::directory_iterator(folder)) {
-      if (!item.is_regular_file()) continue;
       const auto name = item.path().filename().string();
       if (name.empty() || name[0] == '.') continue;  // hidden files: .DS_Store and the like
-      entries.push_back({item.path(), class_names[label] + "/" + name, static_cast<int>(label),
-                         item.file_size(),
-                         static_cast<std::int64_t>(item.last_write_time().time_since_epoch().count())});
+      FolderEntry entry;
+      entry.path = item.path();
+      entry.relative = class_names[label] + "/" + name;
+      entry.label = static_cast<int>(label);
+      if (const auto problem = why_not_a_regular_file(item)) {
+        entry.problem = "'" + entry.relative + "' " + *problem;
+      } else {
+        entry.size = item.file_size();
+        entry.modified =
+            static_cast<std::int64_t>(item.last_write_time().time_since_epoch().count());
+      }
+      entries.push_back(std::move(entry));
     }
     if (entries.size() == first)
       throw Error("class '" + class_names[label] + "' has no files in '" + folder.string() + "'");
@@ -131,11 +190,16 @@ inline std::filesystem::path cache_file(const std::vector<FolderEntry>& entries,
   key.add(std::string_view(image_cache_magic, 8));
   for (const auto& c : class_names) key.add(c).add(std::uint64_t{0});
   for (const auto& e : entries)
-    key.add(e.relative).add(static_cast<std::uint64_t>(e.size)).add(static_cast<std::uint64_t>(e.modified));
-  key.add(static_cast<std::uint64_t>(options.width)).add(static_cast<std::uint64_t>(options.height));
+    key.add(e.relative)
+        .add(e.problem)
+        .add(static_cast<std::uint64_t>(e.size))
+        .add(static_cast<std::uint64_t>(e.modified));
+  key.add(static_cast<std::uint64_t>(options.width))
+      .add(static_cast<std::uint64_t>(options.height));
   for (auto c : options.background) key.add(std::uint64_t{c});
   char name[64];
-  std::snprintf(name, sizeof name, "images-%016llx.bin", static_cast<unsigned long long>(key.value()));
+  std::snprintf(name, sizeof name, "images-%016llx.bin",
+                static_cast<unsigned long long>(key.value()));
   return options.cache_dir / name;
 }
 
@@ -205,7 +269,8 @@ inline LabelledImages read_image_cache(const std::filesystem::path& path) {
 
 /// Loads every image of `root`'s class folders (see the top of this file).
 /// Throws IoError for a missing folder or class folder, Error for a class without any
-/// decodable image, and, with `options.strict`, IoError for the first undecodable file.
+/// decodable image, and, with `options.strict`, IoError for the first undecodable file or entry
+/// that is not a regular file.
 inline LabelledImages load_image_folder(const std::filesystem::path& root,
                                         const std::vector<std::string>& class_names,
                                         const ImageFolderOptions& options = {}) {
@@ -222,7 +287,9 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
         if (cached.count() + static_cast<Index>(cached.skipped.size()) ==
                 static_cast<Index>(entries.size()) &&
             (!options.strict || cached.skipped.empty())) {
-          if (log) *log << "Loaded " << cached.count() << " decoded images from the cache " << cache.string() << '\n';
+          if (log)
+            *log << "Loaded " << cached.count() << " decoded images from the cache "
+                 << cache.string() << '\n';
           return cached;
         }
       } catch (const Error& e) {
@@ -248,16 +315,23 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
   for (Index i = 0; i < n; ++i) {
     if (stop.load(std::memory_order_relaxed)) continue;
     const auto k = static_cast<std::size_t>(i);
-    try {
-      const std::vector<std::uint8_t> bytes = read_file(entries[k].path);
-      hashes[k] = Fnv1a().add(std::span<const std::uint8_t>(bytes)).add(std::uint64_t{bytes.size()}).value();
-      const Image image = resize_image(decode_image(bytes, entries[k].relative, options.background),
-                                       options.width, options.height);
-      std::copy(image.pixels.begin(), image.pixels.end(), pixels.begin() + i * image_size);
-    } catch (const std::exception& e) {
-      errors[k] = e.what();
-      if (options.strict) stop = true;
+    errors[k] = entries[k].problem;  // not a regular file: never opened
+    if (errors[k].empty()) {
+      try {
+        const std::vector<std::uint8_t> bytes = read_file(entries[k].path);
+        hashes[k] = Fnv1a()
+                        .add(std::span<const std::uint8_t>(bytes))
+                        .add(std::uint64_t{bytes.size()})
+                        .value();
+        const Image image =
+            resize_image(decode_image(bytes, entries[k].relative, options.background),
+                         options.width, options.height);
+        std::copy(image.pixels.begin(), image.pixels.end(), pixels.begin() + i * image_size);
+      } catch (const std::exception& e) {
+        errors[k] = e.what();
+      }
     }
+    if (options.strict && !errors[k].empty()) stop = true;
     const Index finished = ++done;
     if (log && thread_index() == 0) bar.update(finished, {});
   }
