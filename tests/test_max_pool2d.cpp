@@ -1,7 +1,145 @@
+#include <stratum/kernels/max_pool2d.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <vector>
+
 #include "gradient_check.hpp"
 
 using namespace stratum;
 using stratum::testing::check_layer;
+
+namespace {
+
+/// The pooling as plain loops, the definition the kernels are checked against: each window's
+/// taps in row-major order, the first one inside the image taken, then replaced by a later one
+/// that is larger or the first NaN; the argmax is the winning tap.
+template <typename T>
+void reference_max_pool(const WindowGeometry& g, const std::vector<T>& x, std::vector<T>& y,
+                        std::vector<std::uint8_t>& argmax) {
+  for (Index n = 0; n < g.batch; ++n)
+    for (Index oy = 0; oy < g.out_h; ++oy)
+      for (Index ox = 0; ox < g.out_w; ++ox)
+        for (Index c = 0; c < g.in_c; ++c) {
+          const auto out =
+              static_cast<std::size_t>(((n * g.out_h + oy) * g.out_w + ox) * g.in_c + c);
+          bool found = false;
+          for (Index ky = 0; ky < g.kernel_h; ++ky)
+            for (Index kx = 0; kx < g.kernel_w; ++kx) {
+              const Index iy = oy * g.stride_h - g.pad_top + ky,
+                          ix = ox * g.stride_w - g.pad_left + kx;
+              if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) continue;
+              const T v =
+                  x[static_cast<std::size_t>(((n * g.in_h + iy) * g.in_w + ix) * g.in_c + c)];
+              if (!found || v > y[out] || (std::isnan(v) && !std::isnan(y[out]))) {
+                y[out] = v;
+                argmax[out] = static_cast<std::uint8_t>(ky * g.kernel_w + kx);
+                found = true;
+              }
+            }
+        }
+}
+
+/// dx of the pooling given its argmax: each dy added at its window's argmax.
+template <typename T>
+std::vector<T> reference_max_pool_backward(const WindowGeometry& g,
+                                           const std::vector<std::uint8_t>& argmax,
+                                           const std::vector<T>& dy) {
+  std::vector<T> dx(static_cast<std::size_t>(g.batch * g.in_h * g.in_w * g.in_c), T(0));
+  for (Index n = 0; n < g.batch; ++n)
+    for (Index oy = 0; oy < g.out_h; ++oy)
+      for (Index ox = 0; ox < g.out_w; ++ox)
+        for (Index c = 0; c < g.in_c; ++c) {
+          const auto out =
+              static_cast<std::size_t>(((n * g.out_h + oy) * g.out_w + ox) * g.in_c + c);
+          const Index iy = oy * g.stride_h - g.pad_top + argmax[out] / g.kernel_w;
+          const Index ix = ox * g.stride_w - g.pad_left + argmax[out] % g.kernel_w;
+          dx[static_cast<std::size_t>(((n * g.in_h + iy) * g.in_w + ix) * g.in_c + c)] += dy[out];
+        }
+  return dx;
+}
+
+/// Equal, or both NaN.
+template <typename T>
+bool same_values(const std::vector<T>& a, const std::vector<T>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](T u, T v) { return u == v || (std::isnan(u) && std::isnan(v)); });
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("max-pooling kernels match plain loops on random shapes", T, float, double) {
+  // Odd sizes, batch 1, strides smaller and larger than the pool, both paddings; values from a
+  // few integers so that ties are common, and some NaNs. Outputs start as NaN, so an element a
+  // kernel never writes cannot pass.
+  Random rng(11);
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  int checked = 0;
+  while (checked < 200) {
+    const auto draw = [&](Index low, Index high) {
+      return low + Index(rng.below(std::uint64_t(high - low + 1)));
+    };
+    const Size2 pool(draw(1, 4), draw(1, 4)), strides(draw(1, 4), draw(1, 4));
+    const Padding padding = rng.below(2) ? Padding::same : Padding::valid;
+    const Index batch = draw(1, 3), height = draw(1, 11), width = draw(1, 11),
+                channels = draw(1, 9);
+    const WindowGeometry g =
+        make_window_geometry(batch, height, width, channels, pool, strides, padding, channels);
+    if (g.out_h < 1 || g.out_w < 1) continue;
+    ++checked;
+    CAPTURE(pool.h);
+    CAPTURE(pool.w);
+    CAPTURE(strides.h);
+    CAPTURE(strides.w);
+    CAPTURE(int(padding));
+    CAPTURE(batch);
+    CAPTURE(height);
+    CAPTURE(width);
+    CAPTURE(channels);
+
+    std::vector<T> x(static_cast<std::size_t>(batch * height * width * channels));
+    for (T& v : x) v = rng.below(20) == 0 ? nan : T(rng.below(5));
+    const auto out_size = static_cast<std::size_t>(batch * g.out_h * g.out_w * channels);
+    std::vector<T> expected(out_size), y(out_size, nan), y_only(out_size, nan);
+    std::vector<std::uint8_t> expected_argmax(out_size), argmax(out_size, 255);
+    reference_max_pool(g, x, expected, expected_argmax);
+    kernels::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
+    kernels::max_pool2d_forward(g, x.data(), y_only.data(), static_cast<std::uint8_t*>(nullptr));
+    CHECK(same_values(y, expected));
+    CHECK(same_values(y_only, expected));
+    CHECK(argmax == expected_argmax);
+
+    // Row by row from bands of the input, as the convolution fused before the pool feeds it.
+    std::vector<T> y_bands(out_size, nan);
+    const Index image_size = height * width * channels;
+    for (Index n = 0; n < batch; ++n)
+      for (Index oy = 0; oy < g.out_h; ++oy) {
+        const Index first_row = std::max<Index>(oy * g.stride_h - g.pad_top, 0);
+        kernels::max_pool2d_row<false>(g, n, oy,
+                                       x.data() + n * image_size + first_row * width * channels,
+                                       first_row, y_bands.data(), nullptr);
+      }
+    CHECK(same_values(y_bands, expected));
+
+    std::vector<T> dy(out_size);
+    for (T& v : dy) v = T(rng.uniform(-1, 1));
+    const std::vector<T> expected_dx = reference_max_pool_backward(g, expected_argmax, dy);
+    std::vector<T> dx(expected_dx.size(), nan);
+    kernels::max_pool2d_backward_overlapping(g, argmax.data(), dy.data(), dx.data());
+    CHECK(dx == expected_dx);
+    if (g.stride_h >= g.kernel_h && g.stride_w >= g.kernel_w) {
+      std::fill(dx.begin(), dx.end(), nan);
+      kernels::max_pool2d_backward_disjoint(g, argmax.data(), dy.data(), dx.data());
+      CHECK(dx == expected_dx);
+      // Any run of pixels, across rows and images, as the fused backward pass asks for them.
+      const Index pixels = batch * height * width, first = draw(0, pixels - 1),
+                  count = draw(1, pixels - first);
+      std::vector<T> run(static_cast<std::size_t>(count * channels), nan);
+      kernels::max_pool2d_route_gradient(g, argmax.data(), dy.data(), first, count, run.data());
+      CHECK(std::equal(run.begin(), run.end(), expected_dx.begin() + first * channels));
+    }
+  }
+}
 
 TEST_CASE("MaxPool2D: values, ties and the backward routing by hand") {
   MaxPool2D<double> pool(2);
@@ -45,9 +183,15 @@ TEST_CASE("MaxPool2D: channels pool independently and NaN propagates") {
 }
 
 TEST_CASE("MaxPool2D: gradient checks") {
-  SUBCASE("batch 1, 2x2") { check_layer(MaxPool2D<double>(2), {4, 6, 3}, 1); }
-  SUBCASE("odd sizes") { check_layer(MaxPool2D<double>(2), {5, 7, 2}, 3); }
-  SUBCASE("overlapping windows") { check_layer(MaxPool2D<double>(3, 2), {7, 6, 2}, 2); }
+  SUBCASE("batch 1, 2x2") {
+    check_layer(MaxPool2D<double>(2), {4, 6, 3}, 1);
+  }
+  SUBCASE("odd sizes") {
+    check_layer(MaxPool2D<double>(2), {5, 7, 2}, 3);
+  }
+  SUBCASE("overlapping windows") {
+    check_layer(MaxPool2D<double>(3, 2), {7, 6, 2}, 2);
+  }
   SUBCASE("stride beyond the pool: inputs between windows get no gradient") {
     check_layer(MaxPool2D<double>(2, 3), {8, 7, 2}, 2);
   }
@@ -57,7 +201,9 @@ TEST_CASE("MaxPool2D: gradient checks") {
   SUBCASE("same padding") {
     check_layer(MaxPool2D<double>(2, 2, Padding::same), {5, 5, 3}, 2);
   }
-  SUBCASE("rectangular") { check_layer(MaxPool2D<double>(Size2{1, 3}, Size2{1, 2}), {3, 7, 2}, 2); }
+  SUBCASE("rectangular") {
+    check_layer(MaxPool2D<double>(Size2{1, 3}, Size2{1, 2}), {3, 7, 2}, 2);
+  }
 }
 
 TEST_CASE("MaxPool2D: a pool larger than the input is a clear error") {
@@ -73,7 +219,8 @@ TEST_CASE("MaxPool2D: a pool larger than the input is a clear error") {
 TEST_CASE("MaxPool2D: windows of more than 256 values are refused with the layer's name") {
   Random rng(0);
   MaxPool2D<float> huge(Size2{17, 16});
-  CHECK_THROWS_WITH_AS(huge.build({40, 40, 1}, rng), doctest::Contains("more than 256"), ShapeError);
+  CHECK_THROWS_WITH_AS(huge.build({40, 40, 1}, rng), doctest::Contains("more than 256"),
+                       ShapeError);
   MaxPool2D<float> largest(16);
   CHECK(largest.build({40, 40, 1}, rng) == Shape{2, 2, 1});
 }

@@ -21,8 +21,8 @@ void conv2d_forward(const WindowGeometry& g, const T* input, const T* kernel, co
     conv2d_forward_im2col(g, input, kernel, bias, output, workspace, epilogue);
 }
 
-/// The convolution computed in bands of output rows, for a pooling layer that reads each band
-/// while it is still in cache (Conv2D followed by MaxPool2D): the convolution's full output,
+/// The convolution computed in bands of output rows, for a pooling that reads each band while it
+/// is still in cache (max_pool2d_row, kernels/max_pool2d.hpp): the convolution's full output,
 /// four times the size of the pooled one for 2x2 pools, is then never written to memory.
 ///
 /// `pooling` is the geometry of the pooling over this convolution's output. Band oy holds the
@@ -68,9 +68,9 @@ void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* k
   // The direct kernel reads dz where it lies, so on its own it runs only when dz is given
   // whole. Made block by block (a fused activation or pooling), writing it out first and
   // reading it back cost what the direct kernel saves: conv2's fused backward pass took
-  // 29.4-30.1 ms that way (a steady-state driver timing Conv2D::backward_pooled), against
-  // 28.8-30.7 ms through im2col (conv2_pool2_fused_backward in the benchmarks). Layers call
-  // conv2d_backward, which runs such a layer's two passes image by image instead.
+  // 29.4-30.1 ms that way (a steady-state driver timing the fused convolution + pooling),
+  // against 28.8-30.7 ms through im2col (conv2_pool2_fused_backward in the benchmarks).
+  // Layers call conv2d_backward, which runs such a layer's two passes image by image instead.
   if constexpr (std::is_same_v<std::decay_t<GradientRows>, GradientAsGiven>)
     if (direct_backward_data(g))
       return conv2d_backward_data_direct(g, d_output, kernel, d_input,

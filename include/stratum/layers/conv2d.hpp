@@ -29,6 +29,7 @@
 #pragma once
 
 #include "../kernels/conv2d.hpp"
+#include "../kernels/max_pool2d.hpp"
 #include "activation.hpp"
 #include "initializers.hpp"
 #include "layer.hpp"
@@ -41,7 +42,10 @@ class Conv2D final : public Layer<T> {
  public:
   Conv2D(Index filters, Size2 kernel_size, Activation activation = Activation::linear,
          Size2 strides = 1, Padding padding = Padding::valid)
-      : filters_(filters), kernel_size_(kernel_size), strides_(strides), padding_(padding),
+      : filters_(filters),
+        kernel_size_(kernel_size),
+        strides_(strides),
+        padding_(padding),
         activation_(activation) {
     if (filters < 1 || kernel_size.h < 1 || kernel_size.w < 1 || strides.h < 1 || strides.w < 1)
       throw Error("Conv2D: filters, kernel size and strides must be positive");
@@ -51,9 +55,12 @@ class Conv2D final : public Layer<T> {
   std::vector<Parameter<T>*> parameters() override { return {&kernel_, &bias_}; }
   [[nodiscard]] LayerConfig config() const override {
     return {type_name(),
-            {{"filters", double(filters_)}, {"kernel_h", double(kernel_size_.h)},
-             {"kernel_w", double(kernel_size_.w)}, {"stride_h", double(strides_.h)},
-             {"stride_w", double(strides_.w)}, {"padding", double(padding_)},
+            {{"filters", double(filters_)},
+             {"kernel_h", double(kernel_size_.h)},
+             {"kernel_w", double(kernel_size_.w)},
+             {"stride_h", double(strides_.h)},
+             {"stride_w", double(strides_.w)},
+             {"padding", double(padding_)},
              {"activation", double(activation_)}}};
   }
 
@@ -79,12 +86,12 @@ class Conv2D final : public Layer<T> {
     const WindowGeometry g = geometry(x.dim(0), this->input_shape());
     const WindowGeometry pooling = pool.geometry(x.dim(0));
     pooled.resize(pool.output_shape().with_batch(x.dim(0)));
-    pool.start_forward(pooling, true);
+    std::uint8_t* argmax = pool.start_forward(pooling, true);
     kernels::conv2d_forward_bands(
         g, pooling, x.data(), kernel_.value.data(), bias_.value.data(), workspace_,
         [&](Index n, Index oy, T* band, Index first_row, Index rows) {
           activation_forward(activation_, band, rows * g.out_w * filters_, filters_);
-          pool.template pool_row<true>(pooling, n, oy, band, first_row, pooled.data());
+          kernels::max_pool2d_row<true>(pooling, n, oy, band, first_row, pooled.data(), argmax);
         });
   }
 
@@ -104,8 +111,10 @@ class Conv2D final : public Layer<T> {
     d_pooled_z_.resize(static_cast<std::size_t>(pooled.size()));
     activation_backward_parallel(activation_, pooled.data(), d_pooled.data(), d_pooled_z_.data(),
                                  pooled.size(), filters_);
+    const std::uint8_t* argmax = pool.argmax();
     auto gradient_rows = [&](Index offset, Index count, T* dz) {
-      pool.route_gradient(pooling, d_pooled_z_.data(), offset / filters_, count / filters_, dz);
+      kernels::max_pool2d_route_gradient(pooling, argmax, d_pooled_z_.data(), offset / filters_,
+                                         count / filters_, dz);
     };
     if (dx) dx->resize(x.shape());
     kernels::conv2d_backward(g, x.data(), static_cast<const T*>(nullptr), kernel_.value.data(),

@@ -16,18 +16,17 @@
 // output element: a quarter of what full offsets would take (6 MB instead of 24 MB per
 // training step of the notebook's network). Windows therefore have at most 256 taps.
 //
-// Both passes are made of two public pieces, pool_row (forward, one output row) and
-// route_gradient (backward, a run of input pixels), so that Conv2D can run a pool fused after
-// it: pooling each band of its output while in cache, and making its dz from this layer's
-// argmax block by block (Conv2D::forward_pooled).
+// The loops are in kernels/max_pool2d.hpp. This layer owns the argmax, so that Conv2D can run
+// a pool fused after it on the same kernels: pooling each band of its output while in cache
+// (kernels::max_pool2d_row), and making its dz from this layer's argmax block by block
+// (kernels::max_pool2d_route_gradient; Conv2D::forward_pooled).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <vector>
 
-#include "../kernels/conv2d_geometry.hpp"
-#include "../parallel.hpp"
+#include "../kernels/max_pool2d.hpp"
 #include "layer.hpp"
 
 namespace stratum {
@@ -74,16 +73,7 @@ class MaxPool2D final : public Layer<T> {
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override {
     // Backward needs the argmax; inference, which rarely runs backward, skips recording it.
     const WindowGeometry g = geometry(x.dim(0));
-    start_forward(g, mode == Mode::training);
-    const Index image_size = g.in_h * g.in_w * g.in_c;
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index row = 0; row < g.batch * g.out_h; ++row) {
-      const Index n = row / g.out_h, oy = row % g.out_h;
-      if (argmax_recorded_)
-        pool_row<true>(g, n, oy, x.data() + n * image_size, 0, y.data());
-      else
-        pool_row<false>(g, n, oy, x.data() + n * image_size, 0, y.data());
-    }
+    kernels::max_pool2d_forward(g, x.data(), y.data(), start_forward(g, mode == Mode::training));
   }
 
   void do_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
@@ -94,19 +84,17 @@ class MaxPool2D final : public Layer<T> {
       do_forward(x, recomputed, Mode::training);
     }
     const WindowGeometry g = geometry(x.dim(0));
-    if (!disjoint_windows()) return backward_overlapping(g, dy, *dx);
-    // Every input pixel lies in at most one window, so each dx is written exactly once, with
-    // no zero-fill first and no scattered adds.
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index row = 0; row < g.batch * g.in_h; ++row)
-      route_gradient(g, dy.data(), row * g.in_w, g.in_w, dx->data() + row * g.in_w * g.in_c);
+    if (disjoint_windows())
+      kernels::max_pool2d_backward_disjoint(g, argmax_.data(), dy.data(), dx->data());
+    else
+      kernels::max_pool2d_backward_overlapping(g, argmax_.data(), dy.data(), dx->data());
   }
 
  public:
-  // The pieces Conv2D::forward_pooled and backward_pooled use to run this layer fused with the
-  // convolution before it (see there), and that this layer's own passes are made of.
+  // What Conv2D::forward_pooled and backward_pooled need to run this layer fused with the
+  // convolution before it (see there).
 
-  /// Whether the windows do not overlap (stride >= pool size, the usual case).
+  /// Whether no input pixel lies in two windows (stride >= pool size, the usual case).
   [[nodiscard]] bool disjoint_windows() const {
     return strides_.h >= pool_size_.h && strides_.w >= pool_size_.w;
   }
@@ -117,138 +105,20 @@ class MaxPool2D final : public Layer<T> {
     return make_window_geometry(batch, in[0], in[1], in[2], pool_size_, strides_, padding_, in[2]);
   }
 
-  /// Readies the argmax for a forward pass of geometry `g` that records it (or not).
-  void start_forward(const WindowGeometry& g, bool record_argmax) {
+  /// Readies the argmax for a forward pass of geometry `g` that records it (or not), and returns
+  /// where the pass records it (null if it does not).
+  std::uint8_t* start_forward(const WindowGeometry& g, bool record_argmax) {
     argmax_recorded_ = record_argmax;
-    if (record_argmax) argmax_.resize(static_cast<std::size_t>(g.batch * g.out_pixels() * g.out_c));
+    if (!record_argmax) return nullptr;
+    argmax_.resize(static_cast<std::size_t>(g.batch * g.out_pixels() * g.out_c));
+    return argmax_.data();
   }
 
-  /// Output row oy of image n: y[n, oy, :, :], and the argmax if recording. `rows` holds input
-  /// rows [first_row, ...) of image n: the whole image, or the band of a convolution's output
-  /// that this row's windows read.
-  template <bool record_argmax>
-  void pool_row(const WindowGeometry& g, Index n, Index oy, const T* rows, Index first_row,
-                T* y) {
-    // The window's taps are tracked in 32 bits, the width of T, so that the branch-free loop
-    // below vectorises; they are narrowed to bytes once the window is done.
-    thread_local std::vector<std::int32_t> taps;
-    if (record_argmax) taps.resize(static_cast<std::size_t>(g.in_c));
-    for (Index ox = 0; ox < g.out_w; ++ox) {
-      const Index out_offset = ((n * g.out_h + oy) * g.out_w + ox) * g.out_c;
-      T* best = y + out_offset;
-      const Index top = oy * g.stride_h - g.pad_top, left = ox * g.stride_w - g.pad_left;
-      if (pool_size_ == Size2{2, 2} && top >= 0 && left >= 0 && top + 2 <= g.in_h &&
-          left + 2 <= g.in_w) {  // the usual window, wholly inside the image
-        pool_window_2x2<record_argmax>(g, rows + ((top - first_row) * g.in_w + left) * g.in_c,
-                                       best, record_argmax ? argmax_.data() + out_offset : nullptr);
-        continue;
-      }
-      std::int32_t* where = taps.data();
-      bool first_tap = true;
-      for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
-        const T* v = rows + ((iy - first_row) * g.in_w + ix) * g.in_c;
-        const auto tap = static_cast<std::int32_t>(ky * pool_size_.w + kx);
-        if (first_tap) {  // every window has at least one tap inside the image
-          std::copy(v, v + g.in_c, best);
-          if (record_argmax) std::fill(where, where + g.in_c, tap);
-          first_tap = false;
-          return;
-        }
-        // Branch-free over channels, so the compiler vectorises it.
-        for (Index c = 0; c < g.in_c; ++c) {
-          const bool take = later_tap_wins(v[c], best[c]);
-          best[c] = take ? v[c] : best[c];
-          if (record_argmax) where[c] = take ? tap : where[c];
-        }
-      });
-      if (record_argmax) std::copy(taps.begin(), taps.end(), argmax_.begin() + out_offset);
-    }
-  }
-
-  /// Whether a later tap with value v replaces the window's maximum so far: if it is larger, or
-  /// if it is the first NaN (so NaNs propagate; ties keep the first maximum).
-  static bool later_tap_wins(T v, T best) { return v > best || (v != v && best == best); }
-
-  /// A 2x2 window wholly inside the image: each channel's four taps are compared in registers
-  /// and the result stored once. (The general loop above updates y tap by tap, and GCC guards
-  /// each of those masked stores with a branch on "any lane changed", which mispredicts on
-  /// every other tap: max_pool1_forward took 5.1-5.4 ms that way, 4.3-4.5 ms this way.)
-  template <bool record_argmax>
-  static void pool_window_2x2(const WindowGeometry& g, const T* top_left, T* best,
-                              std::uint8_t* where) {
-    const Index C = g.in_c;
-    const T* taps[4] = {top_left, top_left + C, top_left + g.in_w * C,
-                        top_left + (g.in_w + 1) * C};
-    for (Index c = 0; c < C; ++c) {
-      T m = taps[0][c];
-      std::uint8_t w = 0;
-      for (std::uint8_t t = 1; t < 4; ++t) {
-        const T v = taps[t][c];
-        // later_tap_wins(v, m), written out: through the function, GCC's code for this loop
-        // measured slower (max_pool1_forward medians 3.8-4.1 ms against 3.4-3.9 ms).
-        const bool take = v > m || (v != v && m == m);
-        m = take ? v : m;
-        w = take ? t : w;
-      }
-      best[c] = m;
-      if (record_argmax) where[c] = w;
-    }
-  }
-
-  /// For disjoint windows, after a forward pass that recorded the argmax: dx of the input
-  /// pixels [first_pixel, first_pixel + count) of the batch (numbered image by image, row by
-  /// row), which is dy where the pixel was its window's maximum and 0 everywhere else.
-  void route_gradient(const WindowGeometry& g, const T* dy, Index first_pixel, Index count,
-                      T* dx) const {
-    const Index C = g.in_c, image_pixels = g.in_h * g.in_w;
-    // Where pixel p lies: image n, row iy, column ix; in window (oy, ox) at tap (ky, kx). The
-    // divisions run once per row; along a row the column counters just step.
-    Index p = first_pixel;
-    while (p < first_pixel + count) {
-      const Index n = p / image_pixels, iy = p % image_pixels / g.in_w;
-      const Index oy = (iy + g.pad_top) / g.stride_h, ky = iy + g.pad_top - oy * g.stride_h;
-      const bool row_pooled = ky < pool_size_.h && oy < g.out_h;
-      Index ix = p % g.in_w;
-      Index ox = (ix + g.pad_left) / g.stride_w, kx = ix + g.pad_left - ox * g.stride_w;
-      for (; ix < g.in_w && p < first_pixel + count; ++ix, ++p, dx += C) {
-        if (!row_pooled || kx >= pool_size_.w || ox >= g.out_w) {
-          std::fill(dx, dx + C, T(0));  // a pixel no window reads
-        } else {
-          const Index out_offset = ((n * g.out_h + oy) * g.out_w + ox) * C;
-          const std::uint8_t* where = argmax_.data() + out_offset;
-          const T* grad = dy + out_offset;
-          const auto tap = static_cast<std::uint8_t>(ky * pool_size_.w + kx);
-          for (Index c = 0; c < C; ++c) dx[c] = where[c] == tap ? grad[c] : T(0);
-        }
-        if (++kx == g.stride_w) {
-          kx = 0;
-          ++ox;
-        }
-      }
-    }
-  }
+  /// The argmax of the latest forward pass that recorded it: per output element, its maximum's
+  /// tap in the window (ky * pool_w + kx).
+  [[nodiscard]] const std::uint8_t* argmax() const { return argmax_.data(); }
 
  private:
-  /// Overlapping windows: zero dx, then add each window's gradient at its recorded tap.
-  void backward_overlapping(const WindowGeometry& g, const Tensor<T>& dy, Tensor<T>& dx) const {
-    const Index C = g.in_c, in_size = g.in_h * g.in_w * C, out_size = g.out_pixels() * C;
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index n = 0; n < g.batch; ++n) {
-      T* image_grad = dx.data() + n * in_size;
-      std::fill(image_grad, image_grad + in_size, T(0));
-      for (Index oy = 0; oy < g.out_h; ++oy)
-        for (Index ox = 0; ox < g.out_w; ++ox) {
-          const Index out_offset = n * out_size + (oy * g.out_w + ox) * C;
-          for (Index c = 0; c < C; ++c) {
-            const Index tap = argmax_[static_cast<std::size_t>(out_offset + c)];
-            const Index iy = oy * g.stride_h - g.pad_top + tap / pool_size_.w;
-            const Index ix = ox * g.stride_w - g.pad_left + tap % pool_size_.w;
-            image_grad[(iy * g.in_w + ix) * C + c] += dy[out_offset + c];
-          }
-        }
-    }
-  }
-
   Size2 pool_size_;
   Size2 strides_;
   Padding padding_;
