@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 #include <spawn.h>
@@ -128,6 +129,47 @@ TEST_CASE("train, evaluate and predict on a generated folder of photos") {
   REQUIRE(json.exit_code == 0);
   CHECK(json.output.rfind("{\"part\": \"all\"", 0) == 0);
   CHECK(contains(json.output, "\"samples\": 60"));
+  CHECK(!contains(json.output, "corruptions"));
+
+  // --corruptions: the same clean figures, then one row per corruption and their mean.
+  const Run corrupted = run("evaluate " + common + " --corruptions");
+  INFO(corrupted.output);
+  REQUIRE(corrupted.exit_code == 0);
+  CHECK(contains(corrupted.output, accuracy));
+  const auto table = corrupted.output.substr(corrupted.output.find("Under corruptions"));
+  for (const char* row : {"down-scale      to 24 px and back", "down-scale      to 48 px and back",
+                          "JPEG            quality 10", "JPEG            quality 40",
+                          "Gaussian blur   sigma 2 px", "Gaussian noise  sigma 0.08",
+                          "brightness      -0.25", "brightness      +0.25", "contrast        x0.5",
+                          "contrast        x1.5", "grey-scale", "cut-off crop    0.7 of each side"})
+    CHECK(contains(table, row));
+  // The mean row is the mean of the 14 rows above it (each printed to 0.01 %).
+  std::istringstream table_lines(table);
+  std::vector<double> accuracies;
+  double mean = -1;
+  for (std::string line; std::getline(table_lines, line);) {
+    const auto percent_sign = line.find(" %");
+    if (percent_sign == std::string::npos || contains(line, "none (clean)")) continue;
+    const double value = std::stod(line.substr(line.rfind(' ', percent_sign - 1)));
+    if (line.rfind("mean of 14", 0) == 0)
+      mean = value;
+    else
+      accuracies.push_back(value);
+  }
+  REQUIRE(accuracies.size() == 14);
+  CHECK(mean == doctest::Approx(std::accumulate(accuracies.begin(), accuracies.end(), 0.0) / 14)
+                    .epsilon(1e-4));
+  // Seeded: the same seed repeats every figure; the noise and the crop draw from it.
+  CHECK(run("evaluate " + common + " --corruptions").output == corrupted.output);
+  const Run corrupted_json =
+      run("evaluate " + common + " --corruptions --json --corruption-seed 9", true);
+  REQUIRE(corrupted_json.exit_code == 0);
+  CHECK(contains(corrupted_json.output,
+                 "\"corruptions\": [{\"name\": \"down-scale\", \"strength\": \"to 24 px and "
+                 "back\", \"accuracy\": "));
+  CHECK(contains(corrupted_json.output, "\"recall\": {\"without_mask\": "));
+  CHECK(contains(corrupted_json.output, "], \"corruption_mean_accuracy\": "));
+  CHECK(run("evaluate " + common + " --corruptions --corruption-seed -1").exit_code == 2);
 
   const Run predict =
       run("predict --model " + quoted(model) + " " + quoted(data / "with_mask/with_mask_1.jpg") +

@@ -11,6 +11,7 @@
 #include <stratum/callbacks/early_stopping.hpp>
 #include <stratum/callbacks/learning_rate_scheduler.hpp>
 #include <stratum/callbacks/reduce_lr_on_plateau.hpp>
+#include <stratum/data/corruptions.hpp>
 #include <stratum/data/image_dataset.hpp>
 #include <stratum/data/split.hpp>
 #include <stratum/metrics.hpp>
@@ -156,6 +157,106 @@ Scores score(Sequential<float>& model, const LabelledImages& images, const std::
   for (std::size_t k = 0; k < labels.size(); ++k)
     s.confusion.add(labels[k], model.loss().predicted_label(output.data() + static_cast<Index>(k) * outputs, outputs));
   return s;
+}
+
+/// The images `part` of `images`, each degraded by `corruption`. Photo k's engine is seeded
+/// by `seed`, the corruption's number and the photo's content hash, so a photo is degraded the
+/// same way whatever part it is in and however many threads run.
+LabelledImages corrupted_copy(const LabelledImages& images, const std::vector<Index>& part,
+                              const Corruption& corruption, std::size_t number,
+                              std::uint64_t seed) {
+  LabelledImages out;
+  out.width = images.width;
+  out.height = images.height;
+  out.class_names = images.class_names;
+  out.pixels.resize(part.size() * static_cast<std::size_t>(images.image_size()));
+  for (Index i : part) {
+    out.labels.push_back(images.labels[static_cast<std::size_t>(i)]);
+    out.files.push_back(images.files[static_cast<std::size_t>(i)]);
+    out.content_hashes.push_back(images.content_hashes[static_cast<std::size_t>(i)]);
+  }
+  const auto count = static_cast<Index>(part.size());
+  const Index size = images.image_size();
+  STRATUM_OMP(parallel for schedule(static))
+  for (Index k = 0; k < count; ++k) {
+    const std::uint8_t* source = images.pixels.data() + part[static_cast<std::size_t>(k)] * size;
+    const Image photo{images.width, images.height, {source, source + size}};
+    Random rng(Fnv1a()
+                   .add(seed)
+                   .add(std::uint64_t{number})
+                   .add(out.content_hashes[static_cast<std::size_t>(k)])
+                   .value());
+    const Image degraded = corruption.apply(photo, rng);
+    std::copy(degraded.pixels.begin(), degraded.pixels.end(), out.pixels.begin() + k * size);
+  }
+  return out;
+}
+
+struct CorruptionScore {
+  const Corruption* corruption;
+  ConfusionMatrix confusion;
+};
+
+/// The model's confusion matrix on `part` under each corruption of the benchmark.
+std::vector<CorruptionScore> score_corruptions(Sequential<float>& model,
+                                               const LabelledImages& images,
+                                               const std::vector<Index>& part,
+                                               const std::vector<Corruption>& corruptions,
+                                               std::uint64_t seed) {
+  std::vector<CorruptionScore> scores;
+  for (std::size_t c = 0; c < corruptions.size(); ++c) {
+    const LabelledImages degraded = corrupted_copy(images, part, corruptions[c], c, seed);
+    scores.push_back({&corruptions[c], score(model, degraded, all_indices(degraded)).confusion});
+  }
+  return scores;
+}
+
+double mean_accuracy(const std::vector<CorruptionScore>& scores) {
+  double sum = 0;
+  for (const auto& s : scores) sum += s.confusion.accuracy();
+  return scores.empty() ? 0.0 : sum / double(scores.size());
+}
+
+/// One row per corruption (accuracy and each class's recall), the clean figures first and the
+/// mean over the corruptions last.
+void print_corruption_table(const Scores& clean, const std::vector<CorruptionScore>& scores,
+                            std::uint64_t seed) {
+  std::cout << "\nUnder corruptions (each alone, on every photo of the same part; seed " << seed
+            << "):\n\n";
+  auto row = [](const std::string& name, const std::string& strength, const ConfusionMatrix* m,
+                double accuracy) {
+    std::cout << std::left << std::setw(16) << name << std::setw(22) << strength << std::right
+              << std::setw(9) << percent(accuracy);
+    if (m)
+      for (int c = 0; c < m->classes(); ++c)
+        std::cout << std::setw(22) << std::fixed << std::setprecision(4) << m->recall(c);
+    std::cout << '\n';
+  };
+  std::cout << std::left << std::setw(16) << "corruption" << std::setw(22) << "strength"
+            << std::right << std::setw(9) << "accuracy";
+  for (const auto& name : class_names) std::cout << std::setw(22) << "recall " + name;
+  std::cout << '\n';
+  row("none (clean)", "", &clean.confusion, clean.confusion.accuracy());
+  for (const auto& s : scores)
+    row(s.corruption->name, s.corruption->strength, &s.confusion, s.confusion.accuracy());
+  row("mean of " + std::to_string(scores.size()), "", nullptr, mean_accuracy(scores));
+}
+
+std::string corruptions_json(const std::vector<CorruptionScore>& scores) {
+  std::ostringstream out;
+  out << std::setprecision(6) << "\"corruptions\": [";
+  for (std::size_t k = 0; k < scores.size(); ++k) {
+    const ConfusionMatrix& m = scores[k].confusion;
+    out << (k ? ", " : "") << "{\"name\": \"" << scores[k].corruption->name
+        << "\", \"strength\": \"" << scores[k].corruption->strength
+        << "\", \"accuracy\": " << m.accuracy() << ", \"recall\": {";
+    for (int c = 0; c < m.classes(); ++c)
+      out << (c ? ", " : "") << '"' << class_names[static_cast<std::size_t>(c)]
+          << "\": " << m.recall(c);
+    out << "}}";
+  }
+  out << "], \"corruption_mean_accuracy\": " << mean_accuracy(scores);
+  return out.str();
 }
 
 void print_scores(const Scores& s, const std::string& part) {
@@ -375,16 +476,29 @@ ModelInfo load_for_inference(const fs::path& path) {
 }
 
 int evaluate(const std::vector<std::string>& raw) {
-  const Arguments args(raw, with_data_options({
-      {"model", "FILE", "the trained model (default: the shipped compact model, " + shipped_model_name() + ")"},
-      {"all", "", "evaluate on every image of DIR, not only the held-out test part"},
-      {"json", "", "print the metrics as JSON"},
-  }));
-  if (help_or_no_positionals(args,
-                             "usage: mask_detector evaluate [--data DIR] [--model FILE] [--all] [--json]\n\n"
-                             "Accuracy, per-class precision, recall and F1, and the confusion matrix on the\n"
-                             "test part of DIR (the same split as training, from the seed stored in the model)\n"
-                             "or, with --all, on every image of DIR.\n\n"))
+  const Arguments args(
+      raw,
+      with_data_options({
+          {"model", "FILE",
+           "the trained model (default: the shipped compact model, " + shipped_model_name() + ")"},
+          {"all", "", "evaluate on every image of DIR, not only the held-out test part"},
+          {"json", "", "print the metrics as JSON"},
+          {"corruptions", "",
+           "also the accuracy under each corruption of users' photos, and their mean"},
+          {"corruption-seed", "N",
+           "seed of the random corruptions, the noise and the crop (default: 1)"},
+      }));
+  if (help_or_no_positionals(
+          args,
+          "usage: mask_detector evaluate [--data DIR] [--model FILE] [--all] [--json] "
+          "[--corruptions]\n\n"
+          "Accuracy, per-class precision, recall and F1, and the confusion matrix on the\n"
+          "test part of DIR (the same split as training, from the seed stored in the model)\n"
+          "or, with --all, on every image of DIR. With --corruptions, then the accuracy and\n"
+          "each class's recall with every photo down-scaled (to 24, 32, 48 px and back),\n"
+          "JPEG-compressed (quality 10, 20, 40), blurred, noisy, darker, brighter, in lower\n"
+          "and higher contrast, grey, or cut off by a crop, each alone at the fixed strengths\n"
+          "of docs/mask-detection.md, and the mean over those 14.\n\n"))
     return 0;
   apply_threads(args);
   const fs::path model_path = model_path_argument(args);
@@ -411,14 +525,23 @@ int evaluate(const std::vector<std::string>& raw) {
     what = "Test part of " + dir.string() + " (seed " + std::to_string(seed) + ")";
   }
   const Scores s = score(*info.loaded.model, images, part);
+  const bool corruptions = args.has("corruptions");
+  const auto corruption_seed =
+      static_cast<std::uint64_t>(args.get_int("corruption-seed", 1, 0, 1L << 62));
+  const std::vector<Corruption> benchmark = benchmark_corruptions();
+  const std::vector<CorruptionScore> corrupted =
+      corruptions ? score_corruptions(*info.loaded.model, images, part, benchmark, corruption_seed)
+                  : std::vector<CorruptionScore>{};
   if (json) {
     std::cout.rdbuf(saved);
     std::string metrics = s.confusion.to_json();
     metrics.insert(1, "\"part\": \"" + std::string(args.has("all") ? "all" : "test") +
                           "\", \"loss\": " + std::to_string(s.loss) + ", ");
+    if (corruptions) metrics.insert(metrics.size() - 1, ", " + corruptions_json(corrupted));
     std::cout << metrics << '\n';
   } else {
     print_scores(s, what + ", model " + model_path.string());
+    if (corruptions) print_corruption_table(s, corrupted, corruption_seed);
   }
   return 0;
 }
