@@ -1,9 +1,15 @@
 // Whole networks of the mask detector: one training step (forward, loss, backward, optimizer)
 // at batch 32, and inference at batch 32 and 1, for the notebook's network ("seed") and the
 // compact one. "images/s" is the figure to compare with other libraries.
+//
+// The *_train_step_loaded benchmarks run the training step with 1 and 2 threads, on the quiet
+// machine (load:0) and beside a competing process that the benchmark starts and stops itself
+// (load:1 a busy loop, load:2 a memory-bound copy; neighbour.hpp): a step under load should
+// take at most about the one-thread time of the quiet machine (1.2 times, our target).
 #include <mask_detection/architectures.hpp>
 
 #include "bench_common.hpp"
+#include "neighbour.hpp"
 
 namespace stratum::bench {
 namespace {
@@ -64,6 +70,20 @@ void inference(benchmark::State& state, const std::string& arch) {
   report(state, flops_per_image(*model, false) * double(batch), double(batch));
 }
 
+/// The training step with range(1) threads beside a Neighbour of kind range(2).
+void train_step_loaded(benchmark::State& state, const std::string& arch) {
+  const int saved_threads = num_threads();
+  set_num_threads(static_cast<int>(state.range(1)));
+  const auto load = static_cast<Load>(state.range(2));
+  state.SetLabel(load == Load::none ? std::string("quiet")
+                                    : std::string("beside a ") + to_string(load) + " process");
+  {
+    Neighbour neighbour(load);
+    train_step(state, arch);
+  }
+  set_num_threads(saved_threads);
+}
+
 void notebook_train_step(benchmark::State& state) {
   train_step(state, "seed");
 }
@@ -75,6 +95,20 @@ void compact_train_step(benchmark::State& state) {
 }
 void compact_inference(benchmark::State& state) {
   inference(state, "compact");
+}
+void notebook_train_step_loaded(benchmark::State& state) {
+  train_step_loaded(state, "seed");
+}
+void compact_train_step_loaded(benchmark::State& state) {
+  train_step_loaded(state, "compact");
+}
+
+/// batch 32; threads 1 and 2; quiet, then each kind of neighbour.
+void loaded_arguments(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"", "threads", "load"});
+  for (int load : {int(Load::none), int(Load::busy), int(Load::memory)})
+    for (int threads : {1, 2}) b->Args({32, threads, load});
+  b->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3);
 }
 
 BENCHMARK(notebook_train_step)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3);
@@ -91,6 +125,8 @@ BENCHMARK(compact_inference)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2);
+BENCHMARK(notebook_train_step_loaded)->Apply(loaded_arguments);
+BENCHMARK(compact_train_step_loaded)->Apply(loaded_arguments);
 
 }  // namespace
 }  // namespace stratum::bench

@@ -1,4 +1,5 @@
 #include "gradient_check.hpp"
+#include "simd_paths.hpp"
 
 #include <limits>
 
@@ -170,8 +171,8 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
       std::copy_n(dz.data() + offset, count, block);
     };
     for (auto* out : {&dx, &dw, &db}) poison(*out);
-    kernels::conv2d_backward_direct_by_image(g, x.data(), w.data(), dx.data(), dw.data(),
-                                             db.data(), workspace, made_dz);
+    kernels::conv2d_backward_direct_by_image(g, x.data(), w.data(), dx.data(), dw.data(), db.data(),
+                                             workspace, made_dz);
     close(dx, dx_ref, "direct backward by image: data");
     close(dw, dw_ref, "direct backward by image: weights");
     close(db, db_ref, "direct backward by image: bias");
@@ -183,33 +184,36 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
 TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes") {
   // Tolerances, relative to the largest value: double agrees to rounding; float sums up to
   // K*N*OH*OW products in another order than the loops, so 2e-5.
-  Random shapes(2024);
-  for (int trial = 0; trial < 25; ++trial) {
-    ConvCase cc{};
-    cc.batch = trial == 0 ? 1 : 1 + static_cast<Index>(shapes.below(4));
-    cc.k = 1 + static_cast<Index>(shapes.below(4));
-    cc.h = cc.k + static_cast<Index>(shapes.below(12));
-    cc.w = cc.k + static_cast<Index>(shapes.below(12));
-    cc.c = 1 + static_cast<Index>(shapes.below(19));
-    // Half the cases use a filter count the direct kernels take (8, 16, 32, 64).
-    cc.f = shapes.below(2) ? Index{8} << shapes.below(4) : 1 + static_cast<Index>(shapes.below(21));
-    cc.stride = 1 + static_cast<Index>(shapes.below(2));
-    cc.padding = shapes.below(2) ? Padding::same : Padding::valid;
-    compare_with_reference<double>(cc, 100 + static_cast<std::uint64_t>(trial), 1e-12);
-    compare_with_reference<float>(cc, 200 + static_cast<std::uint64_t>(trial), 2e-5);
-  }
-  // The notebook's two layer shapes, on one image.
-  compare_with_reference<float>({1, 128, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
-  compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
-  // Backward data on the direct kernels (stride 1, 8 to 64 channels), both paddings, odd sizes.
-  compare_with_reference<float>({2, 9, 12, 16, 7, 3, 1, Padding::same}, 9, 2e-5);
-  compare_with_reference<double>({3, 7, 5, 8, 5, 4, 1, Padding::same}, 10, 1e-12);
-  compare_with_reference<double>({1, 6, 11, 32, 3, 2, 1, Padding::valid}, 11, 1e-12);
-  // Both backward passes image by image (channels and filters the direct kernels take).
-  compare_with_reference<float>({3, 9, 8, 8, 16, 3, 1, Padding::valid}, 12, 2e-5);
-  compare_with_reference<float>({1, 7, 10, 16, 8, 3, 1, Padding::same}, 13, 2e-5);
-  compare_with_reference<double>({2, 6, 5, 8, 32, 2, 1, Padding::same}, 14, 1e-12);
-  compare_with_reference<float>({2, 63, 63, 32, 64, 3, 1, Padding::valid}, 15, 2e-5);
+  testing::for_each_simd_path([] {
+    Random shapes(2024);
+    for (int trial = 0; trial < 25; ++trial) {
+      ConvCase cc{};
+      cc.batch = trial == 0 ? 1 : 1 + static_cast<Index>(shapes.below(4));
+      cc.k = 1 + static_cast<Index>(shapes.below(4));
+      cc.h = cc.k + static_cast<Index>(shapes.below(12));
+      cc.w = cc.k + static_cast<Index>(shapes.below(12));
+      cc.c = 1 + static_cast<Index>(shapes.below(19));
+      // Half the cases use a filter count the direct kernels take (8, 16, 32, 64).
+      cc.f =
+          shapes.below(2) ? Index{8} << shapes.below(4) : 1 + static_cast<Index>(shapes.below(21));
+      cc.stride = 1 + static_cast<Index>(shapes.below(2));
+      cc.padding = shapes.below(2) ? Padding::same : Padding::valid;
+      compare_with_reference<double>(cc, 100 + static_cast<std::uint64_t>(trial), 1e-12);
+      compare_with_reference<float>(cc, 200 + static_cast<std::uint64_t>(trial), 2e-5);
+    }
+    // The notebook's two layer shapes, on one image.
+    compare_with_reference<float>({1, 128, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
+    compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
+    // Backward data on the direct kernels (stride 1, 8 to 64 channels), both paddings, odd sizes.
+    compare_with_reference<float>({2, 9, 12, 16, 7, 3, 1, Padding::same}, 9, 2e-5);
+    compare_with_reference<double>({3, 7, 5, 8, 5, 4, 1, Padding::same}, 10, 1e-12);
+    compare_with_reference<double>({1, 6, 11, 32, 3, 2, 1, Padding::valid}, 11, 1e-12);
+    // Both backward passes image by image (channels and filters the direct kernels take).
+    compare_with_reference<float>({3, 9, 8, 8, 16, 3, 1, Padding::valid}, 12, 2e-5);
+    compare_with_reference<float>({1, 7, 10, 16, 8, 3, 1, Padding::same}, 13, 2e-5);
+    compare_with_reference<double>({2, 6, 5, 8, 32, 2, 1, Padding::same}, 14, 1e-12);
+    compare_with_reference<float>({2, 63, 63, 32, 64, 3, 1, Padding::valid}, 15, 2e-5);
+  });
 }
 
 TEST_CASE("conv2d kernels: one and two threads agree") {
@@ -281,11 +285,11 @@ struct PooledConvCase {
   Index batch;
 };
 
-/// Runs the pair both ways, layer by layer and fused. Our AVX-512 GEMM computes each output the
-/// same way whatever the tile, so with ReLU (exact) the fused pair gives the same bits. Eigen's
-/// GEMM (double, float without AVX-512, the AVX2 path's ragged panels) blocks by the sizes,
-/// which differ between a tile and a band, and Eigen's vectorised exp differs from its scalar
-/// one at the end of a block: equal within rounding then.
+/// Runs the pair both ways, layer by layer and fused. Our AVX-512 and AVX2 GEMMs compute each
+/// output the same way whatever the tile, so with ReLU (exact) the fused pair gives the same
+/// bits. Eigen's GEMM (double, the portable path) blocks by the sizes, which differ between a
+/// tile and a band, and Eigen's vectorised exp differs from its scalar one at the end of a
+/// block: equal within rounding then.
 template <typename T>
 void check_fused_pair(const PooledConvCase& pc, std::uint64_t seed) {
   Random rng(seed);
@@ -326,7 +330,7 @@ void check_fused_pair(const PooledConvCase& pc, std::uint64_t seed) {
        << ", pool " << pc.pool.h << "x" << pc.pool.w << " stride " << pc.pool_stride.h << "x"
        << pc.pool_stride.w << " " << std::string(to_string(pc.pool_padding)));
   const bool exact = std::is_same_v<T, float> &&
-                     kernels::gemm_float_path() == std::string("avx512") &&
+                     kernels::simd_path() != kernels::SimdPath::portable &&
                      pc.activation != Activation::sigmoid;
   const double tolerance = exact ? 0.0 : std::is_same_v<T, float> ? 1e-5 : 1e-12;
   auto check_close = [&](const Tensor<T>& fused, const Tensor<T>& expected, const char* what) {
@@ -367,11 +371,13 @@ TEST_CASE("Conv2D fused with MaxPool2D gives the two layers' results") {
       // Rows of output that do not fit one tile of im2col (more than 16 rows' worth per band).
       {{40, 70, 8}, 12, 3, 1, same, relu, 2, 2, valid, 1},
   };
-  std::uint64_t seed = 1;
-  for (const auto& pc : cases) {
-    check_fused_pair<float>(pc, seed++);
-    check_fused_pair<double>(pc, seed++);
-  }
+  testing::for_each_simd_path([&] {
+    std::uint64_t seed = 1;
+    for (const auto& pc : cases) {
+      check_fused_pair<float>(pc, seed++);
+      check_fused_pair<double>(pc, seed++);
+    }
+  });
 }
 
 TEST_CASE("Conv2D fused with MaxPool2D: what cannot be fused is refused by name") {

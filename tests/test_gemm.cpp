@@ -1,12 +1,12 @@
 // The GEMM micro-kernels against three plain loops, on random shapes: single rows and columns,
 // sizes that are not multiples of the register block (8 x 32 with AVX-512, 6 x 16 with AVX2),
-// both layouts of A, with and without accumulation. This file is compiled once per SIMD path
-// the build can target (see tests/CMakeLists.txt); each copy says which path it exercised.
+// both layouts of A, with and without accumulation, on every SIMD path this CPU can run.
 #include <doctest/doctest.h>
 #include <stratum/kernels/gemm.hpp>
 #include <stratum/random.hpp>
 
 #include "compare.hpp"
+#include "simd_paths.hpp"
 
 #include <string>
 #include <vector>
@@ -27,9 +27,10 @@ void check_gemm(Index M, Index N, Index K, bool transposed_a, bool accumulate, R
   reference = c;
   // A stored row-major (row stride K) or as its transpose (row stride 1, column stride M).
   const Index row_stride = transposed_a ? 1 : K, col_stride = transposed_a ? M : 1;
-  kernels::gemm(M, N, K, a.data(), row_stride, col_stride, b.data(), ldb, c.data(), ldc, accumulate);
-  kernels::gemm_reference(M, N, K, a.data(), row_stride, col_stride, b.data(), ldb, reference.data(),
-                          ldc, accumulate);
+  kernels::gemm(M, N, K, a.data(), row_stride, col_stride, b.data(), ldb, c.data(), ldc,
+                accumulate);
+  kernels::gemm_reference(M, N, K, a.data(), row_stride, col_stride, b.data(), ldb,
+                          reference.data(), ldc, accumulate);
   double worst = 0;
   for (Index i = 0; i < M; ++i)
     for (Index j = 0; j < N; ++j) {
@@ -39,31 +40,34 @@ void check_gemm(Index M, Index N, Index K, bool transposed_a, bool accumulate, R
   // Sums of K products of values in [-1, 1]: float rounding grows like sqrt(K) * 2^-24.
   const double tolerance = (sizeof(T) == 4 ? 1e-5 : 1e-12) * std::sqrt(double(K) + 1);
   INFO("M=" << M << " N=" << N << " K=" << K << " transposed A=" << transposed_a
-            << " accumulate=" << accumulate << " ldb=" << ldb << " path=" << kernels::gemm_float_path()
-            << ": worst error " << worst);
+            << " accumulate=" << accumulate << " ldb=" << ldb
+            << " path=" << kernels::gemm_float_path() << ": worst error " << worst);
   CHECK(worst <= tolerance);
   // Padding columns between N and ldc are never written.
   for (Index i = 0; i < M; ++i)
     for (Index j = N; j < ldc; ++j)
-      CHECK(c[static_cast<std::size_t>(i * ldc + j)] == reference[static_cast<std::size_t>(i * ldc + j)]);
+      CHECK(c[static_cast<std::size_t>(i * ldc + j)] ==
+            reference[static_cast<std::size_t>(i * ldc + j)]);
 }
 
 }  // namespace
 
 TEST_CASE("gemm matches the reference loops on random shapes") {
-  MESSAGE("float GEMM path in this build: " << std::string(kernels::gemm_float_path()));
-  Random rng(31);
-  for (int trial = 0; trial < 60; ++trial) {
-    const Index M = 1 + static_cast<Index>(rng.below(trial < 20 ? 10 : 70));
-    const Index N = 1 + static_cast<Index>(rng.below(trial < 20 ? 40 : 100));
-    const Index K = static_cast<Index>(rng.below(300));
-    check_gemm<float>(M, N, K, rng.below(2) == 1, rng.below(2) == 1, rng);
-    check_gemm<double>(M, N, K, rng.below(2) == 1, rng.below(2) == 1, rng);
-  }
-  // The notebook's second convolution: forward, backward data and backward weights tiles.
-  check_gemm<float>(455, 64, 288, false, false, rng);
-  check_gemm<float>(455, 288, 64, false, false, rng);
-  check_gemm<float>(288, 64, 455, true, true, rng);
+  testing::for_each_simd_path([] {
+    MESSAGE("float GEMM path: " << std::string(kernels::gemm_float_path()));
+    Random rng(31);
+    for (int trial = 0; trial < 60; ++trial) {
+      const Index M = 1 + static_cast<Index>(rng.below(trial < 20 ? 10 : 70));
+      const Index N = 1 + static_cast<Index>(rng.below(trial < 20 ? 40 : 100));
+      const Index K = static_cast<Index>(rng.below(300));
+      check_gemm<float>(M, N, K, rng.below(2) == 1, rng.below(2) == 1, rng);
+      check_gemm<double>(M, N, K, rng.below(2) == 1, rng.below(2) == 1, rng);
+    }
+    // The notebook's second convolution: forward, backward data and backward weights tiles.
+    check_gemm<float>(455, 64, 288, false, false, rng);
+    check_gemm<float>(455, 288, 64, false, false, rng);
+    check_gemm<float>(288, 64, 455, true, true, rng);
+  });
 }
 
 // B's rows 128 floats or more apart: the SIMD paths copy each panel into contiguous rows
@@ -71,19 +75,38 @@ TEST_CASE("gemm matches the reference loops on random shapes") {
 // copy, including a last panel narrower than the vector width; 1 to 3 rows go to Eigen's
 // matrix-vector product instead.
 TEST_CASE("gemm with B's rows far apart, and with fewer than four rows") {
-  Random rng(32);
-  for (const Index M : {1, 2, 3, 4, 9, 32, 45})
-    for (const Index N : {1, 7, 33, 128, 130}) {
-      const Index ldb = std::max<Index>(N, 128) + static_cast<Index>(rng.below(5));
-      check_gemm<float>(M, N, 1 + static_cast<Index>(rng.below(400)), rng.below(2) == 1,
-                        rng.below(2) == 1, rng, ldb);
-    }
-  // The notebook's first Dense layer: one thread's block of 1,920 inputs.
-  check_gemm<float>(32, 128, 1920, false, true, rng, 128);
+  testing::for_each_simd_path([] {
+    Random rng(32);
+    for (const Index M : {1, 2, 3, 4, 9, 32, 45})
+      for (const Index N : {1, 7, 33, 128, 130}) {
+        const Index ldb = std::max<Index>(N, 128) + static_cast<Index>(rng.below(5));
+        check_gemm<float>(M, N, 1 + static_cast<Index>(rng.below(400)), rng.below(2) == 1,
+                          rng.below(2) == 1, rng, ldb);
+      }
+    // The notebook's first Dense layer: one thread's block of 1,920 inputs.
+    check_gemm<float>(32, 128, 1920, false, true, rng, 128);
+  });
 }
 
-#ifdef STRATUM_EXPECT_GEMM_PATH
-TEST_CASE("this copy of the test exercises the SIMD path it was built for") {
-  CHECK(std::string(kernels::gemm_float_path()) == STRATUM_EXPECT_GEMM_PATH);
-}
+TEST_CASE("the SIMD paths: what this CPU runs, and the choice from code") {
+  using kernels::SimdPath;
+  const auto paths = kernels::available_simd_paths();
+  REQUIRE_FALSE(paths.empty());
+  CHECK(paths.front() == SimdPath::portable);
+  CHECK(kernels::best_simd_path() == paths.back());
+  std::string names;
+  for (SimdPath p : paths) names += std::string(" ") + kernels::to_string(p);
+  MESSAGE("SIMD paths this CPU runs:" << names);
+#if defined(__AVX2__) && defined(__FMA__)
+  // A build for a CPU with AVX2 runs only on such CPUs: the run-time check must agree.
+  CHECK(kernels::simd_path_available(SimdPath::avx2));
 #endif
+#if defined(__AVX512F__)
+  CHECK(kernels::simd_path_available(SimdPath::avx512));
+#endif
+  for (SimdPath p : {SimdPath::avx2, SimdPath::avx512, SimdPath::neon})
+    if (!kernels::simd_path_available(p)) CHECK_THROWS_AS(kernels::set_simd_path(p), Error);
+  testing::for_each_simd_path([&] {
+    CHECK(std::string(kernels::gemm_float_path()) == kernels::to_string(kernels::simd_path()));
+  });
+}

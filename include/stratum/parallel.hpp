@@ -1,10 +1,17 @@
-// Threads: one knob for all of stratum.
+// Threads: one knob for all of stratum, and the two loops every parallel kernel is written with.
 //
-// stratum parallelises at the level of whole images or tiles with OpenMP and keeps each
-// thread's Eigen GEMMs single-threaded inside those regions (Eigen runs sequentially when
-// called from inside an OpenMP parallel region). Outside them, Eigen may use the same number
-// of threads for its own large products (the Dense layers). `set_num_threads` sets both.
-// Without OpenMP everything runs on one thread and the pragmas compile to nothing.
+// stratum parallelises at the level of whole images, rows or tiles, on its own thread pool
+// (thread_pool.hpp: dynamic, so that a busy machine costs no more than the CPU time it takes).
+// Each task runs the single-threaded kernels (our GEMM, Eigen's element-wise code) inside.
+//
+//   parallel_for(count, body)             body(i) for each i; i is the unit of work handed out
+//   parallel_for_slots(count, slots, body) body(slot, begin, end) over `slots` fixed parts, for
+//                                         reductions: each slot sums into its own partial result,
+//                                         and the caller adds the partials in slot order
+//
+// Which thread runs which task varies from run to run; results never depend on it. A
+// reduction's slots depend only on the size and the thread count, so the same thread count
+// gives the same bits every time.
 #pragma once
 
 #include <Eigen/Core>
@@ -17,6 +24,7 @@
 #endif
 
 #include "tensor.hpp"
+#include "thread_pool.hpp"
 
 #define STRATUM_PRAGMA(x) _Pragma(#x)
 #ifdef _OPENMP
@@ -27,54 +35,70 @@
 
 namespace stratum {
 
-/// Sets how many threads stratum's kernels and Eigen's products use (at least 1).
+/// Sets how many threads stratum's kernels use (at least 1).
 inline void set_num_threads(int threads) {
   threads = std::max(threads, 1);
+  detail::ThreadPool::instance().resize(threads);
 #ifdef _OPENMP
   omp_set_num_threads(threads);
 #endif
-  Eigen::setNbThreads(threads);
 }
 
-/// The number of threads a parallel region will use.
+/// The number of threads a parallel region uses.
 inline int num_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
+  return detail::ThreadPool::instance().size();
 }
 
-/// The index of the calling thread inside a parallel region (0 outside one).
+/// The index of the calling thread inside a parallel region, in [0, num_threads()); 0 outside.
 inline int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
+  return detail::ThreadPool::thread_index();
 }
 
-/// Runs body(begin, end) over [0, size) in blocks of `block` elements, spread over the threads
-/// (static schedule). For element-wise work, whose result cannot depend on the split.
+/// Runs body(i) for every i in [0, count) on the pool's threads, one i at a time to whichever
+/// thread is free. For work whose results cannot depend on which thread runs which i.
+template <typename Body>
+void parallel_for(Index count, Body&& body) {
+  detail::ThreadPool::instance().run(count, body);
+}
+
+/// Runs body(begin, end) over [0, size) in blocks of `block` elements, in parallel.
 template <typename Body>
 void parallel_for_blocks(Index size, Index block, Body&& body) {
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index begin = 0; begin < size; begin += block) body(begin, std::min(size, begin + block));
+  auto run_block = [&](Index b) { body(b * block, std::min(size, (b + 1) * block)); };
+  parallel_for((size + block - 1) / block, run_block);
 }
 
-/// One scratch buffer per thread, kept between calls so that a training step allocates nothing.
-/// Call `prepare` outside the parallel region, then `get` inside it.
+/// The number of parts a parallel reduction splits its range into: four per thread, so that
+/// the slots a descheduled thread would have taken go to the others.
+inline Index reduction_slots() {
+  return 4 * Index{num_threads()};
+}
+
+/// Runs body(slot, begin, end) for the `slots` contiguous parts of [0, count) (as even as
+/// can be, fewer when count is smaller), in parallel. Returns the number of slots used.
+template <typename Body>
+Index parallel_for_slots(Index count, Index slots, Body&& body) {
+  slots = std::clamp<Index>(slots, 1, std::max<Index>(count, 1));
+  auto run_slot = [&](Index slot) { body(slot, count * slot / slots, count * (slot + 1) / slots); };
+  parallel_for(slots, run_slot);
+  return slots;
+}
+
+/// One scratch buffer per thread (or per slot of a reduction), kept between calls so that a
+/// training step allocates nothing. Call `prepare` outside the parallel region, then `get`
+/// inside it.
 template <typename T>
 class ThreadScratch {
  public:
-  void prepare(Index elements_per_thread) {
-    buffers_.resize(static_cast<std::size_t>(num_threads()));
+  void prepare(Index elements_per_thread) { prepare(elements_per_thread, num_threads()); }
+  void prepare(Index elements_per_buffer, Index buffers) {
+    buffers_.resize(static_cast<std::size_t>(buffers));
     for (auto& b : buffers_)
-      if (static_cast<Index>(b.size()) < elements_per_thread)
-        b.resize(static_cast<std::size_t>(elements_per_thread));
+      if (static_cast<Index>(b.size()) < elements_per_buffer)
+        b.resize(static_cast<std::size_t>(elements_per_buffer));
   }
   [[nodiscard]] T* get() { return buffers_[static_cast<std::size_t>(thread_index())].data(); }
-  [[nodiscard]] T* get(int thread) { return buffers_[static_cast<std::size_t>(thread)].data(); }
+  [[nodiscard]] T* get(Index buffer) { return buffers_[static_cast<std::size_t>(buffer)].data(); }
   [[nodiscard]] int count() const { return static_cast<int>(buffers_.size()); }
 
  private:

@@ -28,9 +28,7 @@ class ImageDataset final : public Dataset<T> {
   }
 
   [[nodiscard]] Index size() const override { return static_cast<Index>(indices_.size()); }
-  [[nodiscard]] Shape sample_shape() const override {
-    return {images_.height, images_.width, 3};
-  }
+  [[nodiscard]] Shape sample_shape() const override { return {images_.height, images_.width, 3}; }
   [[nodiscard]] const std::vector<Index>& indices() const { return indices_; }
 
   void gather(std::span<const Index> batch, Tensor<T>& x, std::vector<int>& labels) const override {
@@ -39,21 +37,22 @@ class ImageDataset final : public Dataset<T> {
     labels.resize(batch.size());
     for (std::size_t k = 0; k < batch.size(); ++k) {
       this->check_index(batch[k]);
-      labels[k] = images_.labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(batch[k])])];
+      labels[k] =
+          images_.labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(batch[k])])];
     }
     const std::uint64_t first_draw = augmenter_ ? augmenter_->reserve(batch.size()) : 0;
     const T scale = T(1) / T(255);
     const auto count = static_cast<Index>(batch.size());
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index k = 0; k < count; ++k) {
+    parallel_for(count, [&](Index k) {
       const Index image = indices_[static_cast<std::size_t>(batch[static_cast<std::size_t>(k)])];
       const std::uint8_t* source = images_.pixels.data() + image * image_size;
       T* target = x.data() + k * image_size;
       if (augmenter_)
-        augmenter_->augment(source, images_.width, images_.height, target, first_draw + static_cast<std::uint64_t>(k));
+        augmenter_->augment(source, images_.width, images_.height, target,
+                            first_draw + static_cast<std::uint64_t>(k));
       else
         for (Index p = 0; p < image_size; ++p) target[p] = static_cast<T>(source[p]) * scale;
-    }
+    });
   }
 
  private:

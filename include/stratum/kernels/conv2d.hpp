@@ -29,7 +29,7 @@ void conv2d_forward(const WindowGeometry& g, const T* input, const T* kernel, co
 /// rows that pooling output row oy reads, [oy * stride_h - pad_top, ... + kernel_h), clipped to
 /// the output. consume(n, oy, values, first_row, rows) receives band oy of image n: `rows` output
 /// rows from `first_row`, with the bias and without any activation, in a per-thread buffer.
-/// Threads take (n, oy) pairs in a static order; each band is computed exactly as the whole-
+/// Threads take (n, oy) pairs as they come free; each band is computed exactly as the whole-
 /// tensor kernels compute those rows.
 template <typename T, typename Consume>
 void conv2d_forward_bands(const WindowGeometry& g, const WindowGeometry& pooling, const T* input,
@@ -40,8 +40,7 @@ void conv2d_forward_bands(const WindowGeometry& g, const WindowGeometry& pooling
   workspace.output_bands.prepare(pooling.kernel_h * g.out_w * g.out_c);
   if (!direct) workspace.patches.prepare(tile_rows * g.patch_size());
 
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index item = 0; item < g.batch * pooling.out_h; ++item) {
+  parallel_for(g.batch * pooling.out_h, [&](Index item) {
     const Index n = item / pooling.out_h, oy = item % pooling.out_h;
     const Index top = oy * pooling.stride_h - pooling.pad_top;
     const Index first_row = std::max<Index>(top, 0);
@@ -58,7 +57,7 @@ void conv2d_forward_bands(const WindowGeometry& g, const WindowGeometry& pooling
                                    values + p * g.out_c);
     }
     consume(n, oy, values, first_row, rows);
-  }
+  });
 }
 
 /// `gradient_rows`: see GradientAsGiven in conv2d_im2col.hpp.
@@ -73,8 +72,7 @@ void conv2d_backward_data(const WindowGeometry& g, const T* d_output, const T* k
   // Layers call conv2d_backward, which runs such a layer's two passes image by image instead.
   if constexpr (std::is_same_v<std::decay_t<GradientRows>, GradientAsGiven>)
     if (direct_backward_data(g))
-      return conv2d_backward_data_direct(g, d_output, kernel, d_input,
-                                         workspace.transposed_kernel);
+      return conv2d_backward_data_direct(g, d_output, kernel, d_input, workspace.transposed_kernel);
   conv2d_backward_data_im2col(g, d_output, kernel, d_input, workspace, gradient_rows);
 }
 
@@ -99,8 +97,8 @@ void conv2d_backward(const WindowGeometry& g, const T* input, const T* d_output,
                      GradientRows&& gradient_rows = {}) {
   if constexpr (!std::is_same_v<std::decay_t<GradientRows>, GradientAsGiven>)
     if (d_input && direct_backward_by_image(g))
-      return conv2d_backward_direct_by_image(g, input, kernel, d_input, d_kernel, d_bias,
-                                             workspace, gradient_rows);
+      return conv2d_backward_direct_by_image(g, input, kernel, d_input, d_kernel, d_bias, workspace,
+                                             gradient_rows);
   conv2d_backward_weights(g, input, d_output, d_kernel, d_bias, workspace, gradient_rows);
   if (d_input) conv2d_backward_data(g, d_output, kernel, d_input, workspace, gradient_rows);
 }

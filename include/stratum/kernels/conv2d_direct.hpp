@@ -28,9 +28,9 @@
 // the forward kernel, where C is a filter count the kernels take. Other strides go through
 // im2col.
 //
-// Threads take whole output rows (n, oy) in a static order; backward weights accumulates per
-// thread and sums the partial results in thread order, so a thread count gives the same bits
-// every time.
+// Threads take whole output rows (n, oy) as they come free; backward weights accumulates one
+// partial result per slot of rows (parallel.hpp) and sums them in slot order, so a thread
+// count gives the same bits every time.
 #pragma once
 
 #include <Eigen/Core>
@@ -105,14 +105,13 @@ void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const 
                                  const T* bias, T* output, Epilogue& epilogue) {
   const auto initial = direct_initial_sums<T, F>(bias);
   const Index row_size = g.out_w * F;
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index row = 0; row < g.batch * g.out_h; ++row) {
+  parallel_for(g.batch * g.out_h, [&](Index row) {
     const Index n = row / g.out_h, oy = row % g.out_h;
     T* out = output + row * row_size;
     conv2d_forward_direct_row<T, F>(g, input + n * g.in_h * g.in_w * g.in_c, oy, kernel, initial,
                                     out);
     epilogue(out, row_size);
-  }
+  });
 }
 
 /// Adds output row oy of one image to the weight gradient: dw (K x F, then the F bias sums)
@@ -151,18 +150,20 @@ void conv2d_backward_weights_direct_fixed(const WindowGeometry& g, const T* inpu
                                           const T* d_output, T* d_kernel, T* d_bias,
                                           Conv2DWorkspace<T>& workspace,
                                           GradientRows& gradient_rows) {
-  const Index K = g.patch_size(), row_size = g.out_w * F;
-  detail::zero_thread_partials(workspace.weight_grads, K, F);
+  const Index K = g.patch_size(), row_size = g.out_w * F, rows = g.batch * g.out_h;
+  const Index slots = std::min(rows, reduction_slots());
+  detail::zero_partials(workspace.weight_grads, slots, K, Index{F});
   workspace.gradient_rows.prepare(row_size);
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index row = 0; row < g.batch * g.out_h; ++row) {
-    const Index n = row / g.out_h, oy = row % g.out_h;
-    const T* dz = detail::gradient_block(d_output, row * row_size, row_size,
-                                         workspace.gradient_rows.get(), gradient_rows);
-    conv2d_backward_weights_direct_row<T, F>(g, input + n * g.in_h * g.in_w * g.in_c, oy, dz,
-                                             workspace.weight_grads.get());
-  }
-  detail::sum_thread_partials(workspace.weight_grads, K, Index{F}, d_kernel, d_bias);
+  parallel_for_slots(rows, slots, [&](Index slot, Index begin, Index end) {
+    for (Index row = begin; row < end; ++row) {
+      const Index n = row / g.out_h, oy = row % g.out_h;
+      const T* dz = detail::gradient_block(d_output, row * row_size, row_size,
+                                           workspace.gradient_rows.get(), gradient_rows);
+      conv2d_backward_weights_direct_row<T, F>(g, input + n * g.in_h * g.in_w * g.in_c, oy, dz,
+                                               workspace.weight_grads.get(slot));
+    }
+  });
+  detail::sum_partials(workspace.weight_grads, K, Index{F}, d_kernel, d_bias);
 }
 
 /// Calls body(std::integral_constant<int, F>) for the layer's filter count (one of
@@ -266,23 +267,25 @@ void conv2d_backward_direct_by_image(const WindowGeometry& g, const T* input, co
   const Index image_size = g.in_h * g.in_w * g.in_c, image_gradient_size = g.out_h * row_size;
   turn_kernel(g, kernel, workspace.transposed_kernel);
   const T* turned = workspace.transposed_kernel.data();
-  detail::zero_thread_partials(workspace.weight_grads, K, F);
+  const Index slots = std::min(g.batch, reduction_slots());
+  detail::zero_partials(workspace.weight_grads, slots, K, F);
   workspace.gradient_rows.prepare(image_gradient_size);
   with_filter_count(F, [&](auto filters) {
     constexpr int FF = decltype(filters)::value;
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index n = 0; n < g.batch; ++n) {
-      T* dz = workspace.gradient_rows.get();
-      gradient_rows(n * image_gradient_size, image_gradient_size, dz);
-      const T* image = input + n * image_size;
-      for (Index oy = 0; oy < g.out_h; ++oy)
-        conv2d_backward_weights_direct_row<T, FF>(g, image, oy, dz + oy * row_size,
-                                                  workspace.weight_grads.get());
-      conv2d_forward_direct_rows(t, dz, turned, static_cast<const T*>(nullptr), 0, t.out_h,
-                                 d_input + n * image_size);
-    }
+    parallel_for_slots(g.batch, slots, [&](Index slot, Index begin, Index end) {
+      for (Index n = begin; n < end; ++n) {
+        T* dz = workspace.gradient_rows.get();
+        gradient_rows(n * image_gradient_size, image_gradient_size, dz);
+        const T* image = input + n * image_size;
+        for (Index oy = 0; oy < g.out_h; ++oy)
+          conv2d_backward_weights_direct_row<T, FF>(g, image, oy, dz + oy * row_size,
+                                                    workspace.weight_grads.get(slot));
+        conv2d_forward_direct_rows(t, dz, turned, static_cast<const T*>(nullptr), 0, t.out_h,
+                                   d_input + n * image_size);
+      }
+    });
   });
-  detail::sum_thread_partials(workspace.weight_grads, K, F, d_kernel, d_bias);
+  detail::sum_partials(workspace.weight_grads, K, F, d_kernel, d_bias);
 }
 
 template <typename T, typename GradientRows = GradientAsGiven>

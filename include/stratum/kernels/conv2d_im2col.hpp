@@ -82,8 +82,12 @@ struct Im2colTiling {
   Index image_size;        // input values per image
 
   explicit Im2colTiling(const WindowGeometry& g)
-      : K(g.patch_size()), F(g.out_c), P(g.out_pixels()), tile_rows(im2col_tile_rows(g)),
-        tiles((P + tile_rows - 1) / tile_rows), image_size(g.in_h * g.in_w * g.in_c) {}
+      : K(g.patch_size()),
+        F(g.out_c),
+        P(g.out_pixels()),
+        tile_rows(im2col_tile_rows(g)),
+        tiles((P + tile_rows - 1) / tile_rows),
+        image_size(g.in_h * g.in_w * g.in_c) {}
 
   struct Tile {
     Index image, first, rows;  // the image, its first output pixel in the tile, how many
@@ -146,10 +150,10 @@ using ConstRowVectorMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 template <typename T>
 using RowVectorMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 
-/// d_kernel (K x F) and d_bias (F) = the sum, in thread order, of the per-thread partial sums
-/// kept in `partials` as K*F kernel values followed by F bias values.
+/// d_kernel (K x F) and d_bias (F) = the sum, in slot order, of the partial sums of a parallel
+/// reduction's slots, kept in `partials` as K*F kernel values followed by F bias values.
 template <typename T>
-void sum_thread_partials(ThreadScratch<T>& partials, Index K, Index F, T* d_kernel, T* d_bias) {
+void sum_partials(ThreadScratch<T>& partials, Index K, Index F, T* d_kernel, T* d_bias) {
   MatrixMap<T> dw(d_kernel, K, F);
   dw = MatrixMap<T>(partials.get(0), K, F);
   for (int t = 1; t < partials.count(); ++t) dw += MatrixMap<T>(partials.get(t), K, F);
@@ -159,10 +163,10 @@ void sum_thread_partials(ThreadScratch<T>& partials, Index K, Index F, T* d_kern
   for (int t = 1; t < partials.count(); ++t) db += RowVectorMap<T>(partials.get(t) + K * F, F);
 }
 
-/// Prepares and zeroes one K*F + F accumulator per thread.
+/// Prepares and zeroes one K*F + F accumulator for each of the `slots` of a parallel reduction.
 template <typename T>
-void zero_thread_partials(ThreadScratch<T>& partials, Index K, Index F) {
-  partials.prepare(K * F + F);
+void zero_partials(ThreadScratch<T>& partials, Index slots, Index K, Index F) {
+  partials.prepare(K * F + F, slots);
   for (int t = 0; t < partials.count(); ++t)
     std::fill(partials.get(t), partials.get(t) + K * F + F, T(0));
 }
@@ -195,14 +199,13 @@ void conv2d_forward_im2col(const WindowGeometry& g, const T* input, const T* ker
   const Im2colTiling t(g);
   workspace.patches.prepare(t.tile_rows * t.K);
 
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index item = 0; item < g.batch * t.tiles; ++item) {
+  parallel_for(g.batch * t.tiles, [&](Index item) {
     const auto [n, first, rows] = t.tile(item);
     T* z_tile = output + (n * t.P + first) * t.F;
     conv2d_forward_im2col_tile(g, input + n * t.image_size, kernel, bias, first, rows,
                                workspace.patches.get(), z_tile);
     epilogue(z_tile, rows * t.F);
-  }
+  });
 }
 
 template <typename T, typename GradientRows = GradientAsGiven>
@@ -218,8 +221,7 @@ void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, con
       detail::ConstMatrixMap<T>(kernel, K, F).transpose();
   const T* kernel_t = workspace.transposed_kernel.data();
 
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index n = 0; n < g.batch; ++n) {
+  parallel_for(g.batch, [&](Index n) {
     T* image_grad = d_input + n * image_size;
     std::fill(image_grad, image_grad + image_size, T(0));
     T* patch_grads = workspace.patches.get();
@@ -230,7 +232,7 @@ void conv2d_backward_data_im2col(const WindowGeometry& g, const T* d_output, con
       gemm(rows, K, F, dz, F, Index{1}, kernel_t, K, patch_grads, K, false);  // dP = dZ W^T
       col2im_add(g, patch_grads, first, rows, image_grad);
     }
-  }
+  });
 }
 
 template <typename T, typename GradientRows = GradientAsGiven>
@@ -240,22 +242,25 @@ void conv2d_backward_weights_im2col(const WindowGeometry& g, const T* input, con
   const Im2colTiling t(g);
   const Index K = t.K, F = t.F, P = t.P;
   workspace.patches.prepare(t.tile_rows * K);
-  detail::zero_thread_partials(workspace.weight_grads, K, F);
+  const Index items = g.batch * t.tiles, slots = std::min(items, reduction_slots());
+  detail::zero_partials(workspace.weight_grads, slots, K, F);
   workspace.gradient_rows.prepare(t.tile_rows * F);
 
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index item = 0; item < g.batch * t.tiles; ++item) {
-    const auto [n, first, rows] = t.tile(item);
-    T* patches = workspace.patches.get();
-    T* accumulator = workspace.weight_grads.get();
-    im2col(g, input + n * t.image_size, first, rows, patches);
-    const T* dz = detail::gradient_block(d_output, (n * P + first) * F, rows * F,
-                                         workspace.gradient_rows.get(), gradient_rows);
-    gemm(K, F, rows, patches, Index{1}, K, dz, F, accumulator, F, true);  // dW += P^T dZ
-    detail::RowVectorMap<T>(accumulator + K * F, F) += detail::ConstMatrixMap<T>(dz, rows, F).colwise().sum();
-  }
+  parallel_for_slots(items, slots, [&](Index slot, Index begin, Index end) {
+    T* accumulator = workspace.weight_grads.get(slot);
+    for (Index item = begin; item < end; ++item) {
+      const auto [n, first, rows] = t.tile(item);
+      T* patches = workspace.patches.get();
+      im2col(g, input + n * t.image_size, first, rows, patches);
+      const T* dz = detail::gradient_block(d_output, (n * P + first) * F, rows * F,
+                                           workspace.gradient_rows.get(), gradient_rows);
+      gemm(K, F, rows, patches, Index{1}, K, dz, F, accumulator, F, true);  // dW += P^T dZ
+      detail::RowVectorMap<T>(accumulator + K * F, F) +=
+          detail::ConstMatrixMap<T>(dz, rows, F).colwise().sum();
+    }
+  });
 
-  detail::sum_thread_partials(workspace.weight_grads, K, F, d_kernel, d_bias);
+  detail::sum_partials(workspace.weight_grads, K, F, d_kernel, d_bias);
 }
 
 }  // namespace stratum::kernels

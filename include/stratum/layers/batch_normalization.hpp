@@ -27,20 +27,19 @@ namespace stratum {
 
 namespace detail {
 
-/// sums[0 .. width) = sum over rows of what add_row(row, partial) adds into `partial`, across
-/// threads in static blocks. Partial sums are in double and combined in thread order, so a
-/// thread count always gives the same result.
+/// sums[0 .. width) = sum over rows of what add_row(row, partial) adds into `partial`, in
+/// parallel over the slots of a reduction (parallel.hpp). Partial sums are in double and
+/// combined in slot order, so a thread count always gives the same result.
 template <typename AddRow>
 void sum_over_rows(Index rows, Index width, std::vector<double>& sums, AddRow&& add_row) {
-  const int threads = num_threads();
-  std::vector<double> partials(static_cast<std::size_t>(threads * width), 0.0);
-  STRATUM_OMP(parallel num_threads(threads)) {
-    double* partial = partials.data() + thread_index() * width;
-    STRATUM_OMP(for schedule(static))
-    for (Index row = 0; row < rows; ++row) add_row(row, partial);
-  }
+  const Index slots = std::min(rows, reduction_slots());
+  std::vector<double> partials(static_cast<std::size_t>(slots * width), 0.0);
+  parallel_for_slots(rows, slots, [&](Index slot, Index begin, Index end) {
+    double* partial = partials.data() + slot * width;
+    for (Index row = begin; row < end; ++row) add_row(row, partial);
+  });
   sums.assign(static_cast<std::size_t>(width), 0.0);
-  for (int t = 0; t < threads; ++t)
+  for (Index t = 0; t < slots; ++t)
     for (Index i = 0; i < width; ++i)
       sums[static_cast<std::size_t>(i)] += partials[static_cast<std::size_t>(t * width + i)];
 }

@@ -52,26 +52,29 @@ class Dense final : public Layer<T> {
   // per block (the kernel W is the large operand, 7.4 M values in the notebook's first Dense
   // layer, and each block streams its slice of W once):
   //
-  //   forward   partial_t (N x U) += x[:, block] W[block, :]    summed over threads in order
+  //   forward   partial_s (N x U) += x[:, block] W[block, :]    summed over slots in order
   //   dW        dW[block, :] (block x U) = x[:, block]^T dz       x read down its columns
   //   dx        dx[:, block]^T (block x N) = W[block, :] dz^T     then transposed into dx
   //
   // dx is computed transposed because the GEMM reads its right operand by rows: dz^T is a small
-  // copy (U x N), where W^T would be the whole kernel. The forward pass sums per-thread partial
-  // products in thread order, so a thread count gives the same bits every time.
+  // copy (U x N), where W^T would be the whole kernel. The forward pass sums the partial
+  // products of a reduction's slots (parallel.hpp) in slot order, so a thread count gives the
+  // same bits every time.
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
     const Index inputs = x.matrix().cols(), batch = x.dim(0);
-    const Index block = feature_block(inputs);
-    partial_products_.prepare(batch * units_);
-    for (int t = 0; t < partial_products_.count(); ++t)
-      std::fill(partial_products_.get(t), partial_products_.get(t) + batch * units_, T(0));
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index first = 0; first < inputs; first += block) {
-      const Index count = std::min(block, inputs - first);
-      kernels::gemm<T>(batch, units_, count, x.data() + first, inputs, 1,
-                       kernel_.value.data() + first * units_, units_, partial_products_.get(),
-                       units_, true);
-    }
+    const Index block = feature_block(inputs), blocks = (inputs + block - 1) / block;
+    const Index slots = std::min(blocks, reduction_slots());
+    partial_products_.prepare(batch * units_, slots);
+    for (Index s = 0; s < slots; ++s)
+      std::fill(partial_products_.get(s), partial_products_.get(s) + batch * units_, T(0));
+    parallel_for_slots(blocks, slots, [&](Index slot, Index begin, Index end) {
+      for (Index b = begin; b < end; ++b) {
+        const Index first = b * block, count = std::min(block, inputs - first);
+        kernels::gemm<T>(batch, units_, count, x.data() + first, inputs, 1,
+                         kernel_.value.data() + first * units_, units_, partial_products_.get(slot),
+                         units_, true);
+      }
+    });
     auto z = y.matrix();
     z = Eigen::Map<RowMatrix<T>>(partial_products_.get(0), batch, units_);
     for (int t = 1; t < partial_products_.count(); ++t)
@@ -97,26 +100,25 @@ class Dense final : public Layer<T> {
       transposed_input_gradients_.prepare(block * batch);
     }
     // Each block of input features owns its rows of dW and its columns of dx: no reduction.
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index first = 0; first < inputs; first += block) {
-      const Index count = std::min(block, inputs - first);
+    parallel_for((inputs + block - 1) / block, [&](Index b) {
+      const Index first = b * block, count = std::min(block, inputs - first);
       kernels::gemm<T>(count, units_, batch, x.data() + first, 1, inputs, dz->data(), units_,
                        kernel_.grad.data() + first * units_, units_, false);
-      if (!dx) continue;
+      if (!dx) return;
       T* dx_transposed = transposed_input_gradients_.get();
       kernels::gemm<T>(count, batch, units_, kernel_.value.data() + first * units_, units_, 1,
                        dz_transposed_.data(), batch, dx_transposed, batch, false);
       dx->matrix().middleCols(first, count) =
           Eigen::Map<const RowMatrix<T>>(dx_transposed, count, batch).transpose();
-    }
+    });
     RowVectorMap<T>(bias_.grad.data(), units_) = d_z.colwise().sum();
   }
 
  private:
   template <typename S>
-  using RowVectorMap = Eigen::Map<std::conditional_t<std::is_const_v<S>,
-                                                     const Eigen::Matrix<T, 1, Eigen::Dynamic>,
-                                                     Eigen::Matrix<T, 1, Eigen::Dynamic>>>;
+  using RowVectorMap =
+      Eigen::Map<std::conditional_t<std::is_const_v<S>, const Eigen::Matrix<T, 1, Eigen::Dynamic>,
+                                    Eigen::Matrix<T, 1, Eigen::Dynamic>>>;
 
   static constexpr Index max_block_features = 2048;
 

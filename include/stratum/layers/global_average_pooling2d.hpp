@@ -27,13 +27,12 @@ class GlobalAveragePooling2D final : public Layer<T> {
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
     const Index pixels = x.dim(1) * x.dim(2), channels = x.dim(3);
     const T inv = T(1) / T(pixels);
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index n = 0; n < x.dim(0); ++n) {
+    parallel_for(x.dim(0), [&](Index n) {
       using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
       using Image = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
       Eigen::Map<const Image> image(x.data() + n * pixels * channels, pixels, channels);
       Eigen::Map<Row>(y.data() + n * channels, channels) = image.colwise().sum() * inv;
-    }
+    });
   }
 
   void do_backward(const Tensor<T>& x, const Tensor<T>& /*y*/, const Tensor<T>& dy,
@@ -41,13 +40,12 @@ class GlobalAveragePooling2D final : public Layer<T> {
     if (!dx) return;
     const Index pixels = x.dim(1) * x.dim(2), channels = x.dim(3);
     const T inv = T(1) / T(pixels);
-    STRATUM_OMP(parallel for schedule(static))
-    for (Index n = 0; n < x.dim(0); ++n) {
+    parallel_for(x.dim(0), [&](Index n) {
       const T* d = dy.data() + n * channels;
       T* out = dx->data() + n * pixels * channels;
       for (Index p = 0; p < pixels; ++p)
         for (Index c = 0; c < channels; ++c) out[p * channels + c] = d[c] * inv;
-    }
+    });
   }
 };
 

@@ -1,0 +1,152 @@
+// The thread pool and the parallel loops (parallel.hpp, thread_pool.hpp): every task runs
+// exactly once whatever the thread count, regions started inside a task run on that thread,
+// a task's exception reaches the caller, and a reduction's slots cover the range in order.
+#include <doctest/doctest.h>
+#include <stratum/parallel.hpp>
+
+#include <atomic>
+#include <numeric>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+using namespace stratum;
+
+namespace {
+
+/// Runs body with `threads` threads, then restores the thread count.
+template <typename Body>
+void with_threads(int threads, Body&& body) {
+  const int saved = num_threads();
+  set_num_threads(threads);
+  body();
+  set_num_threads(saved);
+}
+
+}  // namespace
+
+TEST_CASE("parallel_for runs every index exactly once, for any thread count") {
+  for (int threads : {1, 2, 3, 5})
+    with_threads(threads, [&] {
+      CHECK(num_threads() == threads);
+      for (Index count : {0, 1, 2, 7, 64, 1000}) {
+        std::vector<std::atomic<int>> runs(static_cast<std::size_t>(count));
+        for (int region = 0; region < 20; ++region)
+          parallel_for(count, [&](Index i) { runs[static_cast<std::size_t>(i)]++; });
+        for (Index i = 0; i < count; ++i) {
+          INFO("threads " << threads << ", count " << count << ", index " << i);
+          CHECK(runs[static_cast<std::size_t>(i)] == 20);
+        }
+      }
+    });
+}
+
+TEST_CASE("parallel_for uses the pool's threads, each with its own index") {
+  with_threads(2, [] {
+    std::vector<std::atomic<int>> by_thread(2);
+    std::atomic<int> out_of_range{0};
+    // Tasks long enough that the worker wakes up and takes some.
+    parallel_for(64, [&](Index) {
+      const int t = thread_index();
+      if (t < 0 || t >= 2) {
+        out_of_range++;
+        return;
+      }
+      by_thread[static_cast<std::size_t>(t)]++;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    });
+    CHECK(out_of_range == 0);
+    CHECK(by_thread[0] + by_thread[1] == 64);
+    CHECK(by_thread[0] > 0);
+    CHECK(by_thread[1] > 0);
+  });
+  CHECK(thread_index() == 0);
+}
+
+TEST_CASE("a region inside a task runs on that task's thread") {
+  with_threads(3, [] {
+    std::vector<std::atomic<int>> cells(20 * 30);
+    std::atomic<int> moved{0};
+    parallel_for(20, [&](Index i) {
+      const int outer = thread_index();
+      parallel_for(30, [&](Index j) {
+        if (thread_index() != outer) moved++;
+        cells[static_cast<std::size_t>(i * 30 + j)]++;
+      });
+    });
+    CHECK(moved == 0);
+    for (auto& c : cells) CHECK(c == 1);
+  });
+}
+
+TEST_CASE("an exception in a task reaches the caller, and the pool still works after it") {
+  with_threads(2, [] {
+    std::atomic<int> ran{0};
+    CHECK_THROWS_WITH_AS(parallel_for(50,
+                                      [&](Index i) {
+                                        ran++;
+                                        if (i == 17) throw std::runtime_error("task 17 failed");
+                                      }),
+                         "task 17 failed", std::runtime_error);
+    CHECK(ran == 50);  // the other tasks still ran
+    std::atomic<Index> sum{0};
+    parallel_for(100, [&](Index i) { sum += i; });
+    CHECK(sum == 4950);
+  });
+}
+
+TEST_CASE("parallel_for_slots splits the range into contiguous, ordered parts") {
+  with_threads(2, [] {
+    for (Index count : {1, 5, 8, 9, 100})
+      for (Index slots : {1, 3, 8, 16}) {
+        std::vector<Index> begins(static_cast<std::size_t>(slots), -1),
+            ends(static_cast<std::size_t>(slots), -1);
+        const Index used = parallel_for_slots(count, slots, [&](Index s, Index b, Index e) {
+          begins[static_cast<std::size_t>(s)] = b;
+          ends[static_cast<std::size_t>(s)] = e;
+        });
+        INFO("count " << count << ", slots " << slots);
+        CHECK(used == std::min(count, slots));
+        CHECK(begins[0] == 0);
+        CHECK(ends[static_cast<std::size_t>(used - 1)] == count);
+        for (Index s = 0; s < used; ++s) {
+          CHECK(ends[static_cast<std::size_t>(s)] > begins[static_cast<std::size_t>(s)]);
+          if (s > 0)
+            CHECK(begins[static_cast<std::size_t>(s)] == ends[static_cast<std::size_t>(s - 1)]);
+        }
+      }
+  });
+}
+
+TEST_CASE("a reduction over slots gives the same bits every time for a thread count") {
+  // Float sums depend on their order: slots summed in slot order make that order fixed.
+  std::vector<float> values(10007);
+  for (std::size_t i = 0; i < values.size(); ++i)
+    values[i] = 1.0f / float(i + 1) * (i % 3 ? 1.f : -3.f);
+  auto reduce = [&] {
+    const Index slots = reduction_slots();
+    std::vector<float> partial(static_cast<std::size_t>(slots), 0.f);
+    parallel_for_slots(static_cast<Index>(values.size()), slots, [&](Index s, Index b, Index e) {
+      for (Index i = b; i < e; ++i)
+        partial[static_cast<std::size_t>(s)] += values[static_cast<std::size_t>(i)];
+    });
+    return std::accumulate(partial.begin(), partial.end(), 0.f);
+  };
+  with_threads(2, [&] {
+    const float first = reduce();
+    for (int run = 0; run < 50; ++run) CHECK(reduce() == first);
+  });
+}
+
+TEST_CASE("regions started from several threads at once take turns") {
+  with_threads(2, [] {
+    std::atomic<Index> total{0};
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 3; ++c)
+      callers.emplace_back([&] {
+        for (int r = 0; r < 20; ++r) parallel_for(10, [&](Index i) { total += i; });
+      });
+    for (auto& t : callers) t.join();
+    CHECK(total == 3 * 20 * 45);
+  });
+}
