@@ -79,7 +79,11 @@ TEST_CASE_TEMPLATE("max-pooling kernels match plain loops on random shapes", T, 
     const auto draw = [&](Index low, Index high) {
       return low + Index(rng.below(std::uint64_t(high - low + 1)));
     };
-    const Size2 pool(draw(1, 4), draw(1, 4)), strides(draw(1, 4), draw(1, 4));
+    // Each draw initialises a variable of its own, in order: the order in which a constructor's
+    // arguments are evaluated is unspecified, and GCC and Clang differ.
+    const Index pool_h = draw(1, 4), pool_w = draw(1, 4), stride_h = draw(1, 4),
+                stride_w = draw(1, 4);
+    const Size2 pool(pool_h, pool_w), strides(stride_h, stride_w);
     const Padding padding = rng.below(2) ? Padding::same : Padding::valid;
     const Index batch = draw(1, 3), height = draw(1, 11), width = draw(1, 11),
                 channels = draw(1, 9);
