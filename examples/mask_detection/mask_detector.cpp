@@ -177,8 +177,7 @@ LabelledImages corrupted_copy(const LabelledImages& images, const std::vector<In
   }
   const auto count = static_cast<Index>(part.size());
   const Index size = images.image_size();
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index k = 0; k < count; ++k) {
+  parallel_for(count, [&](Index k) {
     const std::uint8_t* source = images.pixels.data() + part[static_cast<std::size_t>(k)] * size;
     const Image photo{images.width, images.height, {source, source + size}};
     Random rng(Fnv1a()
@@ -188,7 +187,7 @@ LabelledImages corrupted_copy(const LabelledImages& images, const std::vector<In
                    .value());
     const Image degraded = corruption.apply(photo, rng);
     std::copy(degraded.pixels.begin(), degraded.pixels.end(), out.pixels.begin() + k * size);
-  }
+  });
   return out;
 }
 

@@ -14,24 +14,11 @@
 // gives the same bits every time.
 #pragma once
 
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "tensor.hpp"
 #include "thread_pool.hpp"
-
-#define STRATUM_PRAGMA(x) _Pragma(#x)
-#ifdef _OPENMP
-#define STRATUM_OMP(x) STRATUM_PRAGMA(omp x)
-#else
-#define STRATUM_OMP(x)
-#endif
 
 namespace stratum {
 
@@ -39,9 +26,6 @@ namespace stratum {
 inline void set_num_threads(int threads) {
   threads = std::max(threads, 1);
   detail::ThreadPool::instance().resize(threads);
-#ifdef _OPENMP
-  omp_set_num_threads(threads);
-#endif
 }
 
 /// The number of threads a parallel region uses.

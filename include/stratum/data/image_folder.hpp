@@ -311,9 +311,8 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
   if (log) *log << "Decoding " << n << " images from " << root.string() << '\n';
   ProgressBar bar(log ? *log : std::cerr, n);
 
-  STRATUM_OMP(parallel for schedule(dynamic, 8))
-  for (Index i = 0; i < n; ++i) {
-    if (stop.load(std::memory_order_relaxed)) continue;
+  parallel_for(n, [&](Index i) {
+    if (stop.load(std::memory_order_relaxed)) return;
     const auto k = static_cast<std::size_t>(i);
     errors[k] = entries[k].problem;  // not a regular file: never opened
     if (errors[k].empty()) {
@@ -334,7 +333,7 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
     if (options.strict && !errors[k].empty()) stop = true;
     const Index finished = ++done;
     if (log && thread_index() == 0) bar.update(finished, {});
-  }
+  });
   if (log) bar.finish({});
 
   if (options.strict)  // the first failure in file order (later files may not have been tried)

@@ -16,6 +16,7 @@
 
 #include "../parallel.hpp"
 #include "conv2d_geometry.hpp"
+#include "simd_path.hpp"
 
 namespace stratum::kernels {
 
@@ -62,50 +63,51 @@ void max_pool2d_row(const WindowGeometry& g, Index n, Index oy, const T* rows, I
   // below vectorises; they are narrowed to bytes once the window is done.
   thread_local std::vector<std::int32_t> taps;
   if (record_argmax) taps.resize(static_cast<std::size_t>(g.in_c));
-  for (Index ox = 0; ox < g.out_w; ++ox) {
-    const Index out_offset = ((n * g.out_h + oy) * g.out_w + ox) * g.out_c;
-    T* best = y + out_offset;
-    const Index top = oy * g.stride_h - g.pad_top, left = ox * g.stride_w - g.pad_left;
-    if (g.kernel_h == 2 && g.kernel_w == 2 && top >= 0 && left >= 0 && top + 2 <= g.in_h &&
-        left + 2 <= g.in_w) {  // the usual window, wholly inside the image
-      max_pool2d_window_2x2<record_argmax>(g, rows + ((top - first_row) * g.in_w + left) * g.in_c,
-                                           best, record_argmax ? argmax + out_offset : nullptr);
-      continue;
+  vectorized([&] {  // the channel loops use the widest vectors the CPU has (simd_path.hpp)
+    for (Index ox = 0; ox < g.out_w; ++ox) {
+      const Index out_offset = ((n * g.out_h + oy) * g.out_w + ox) * g.out_c;
+      T* best = y + out_offset;
+      const Index top = oy * g.stride_h - g.pad_top, left = ox * g.stride_w - g.pad_left;
+      if (g.kernel_h == 2 && g.kernel_w == 2 && top >= 0 && left >= 0 && top + 2 <= g.in_h &&
+          left + 2 <= g.in_w) {  // the usual window, wholly inside the image
+        max_pool2d_window_2x2<record_argmax>(g, rows + ((top - first_row) * g.in_w + left) * g.in_c,
+                                             best, record_argmax ? argmax + out_offset : nullptr);
+        continue;
+      }
+      std::int32_t* where = taps.data();
+      bool first_tap = true;
+      for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
+        const T* v = rows + ((iy - first_row) * g.in_w + ix) * g.in_c;
+        const auto tap = static_cast<std::int32_t>(ky * g.kernel_w + kx);
+        if (first_tap) {  // every window has at least one tap inside the image
+          std::copy(v, v + g.in_c, best);
+          if (record_argmax) std::fill(where, where + g.in_c, tap);
+          first_tap = false;
+          return;
+        }
+        // Branch-free over channels, so the compiler vectorises it.
+        for (Index c = 0; c < g.in_c; ++c) {
+          const bool take = later_tap_wins(v[c], best[c]);
+          best[c] = take ? v[c] : best[c];
+          if (record_argmax) where[c] = take ? tap : where[c];
+        }
+      });
+      if (record_argmax) std::copy(taps.begin(), taps.end(), argmax + out_offset);
     }
-    std::int32_t* where = taps.data();
-    bool first_tap = true;
-    for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
-      const T* v = rows + ((iy - first_row) * g.in_w + ix) * g.in_c;
-      const auto tap = static_cast<std::int32_t>(ky * g.kernel_w + kx);
-      if (first_tap) {  // every window has at least one tap inside the image
-        std::copy(v, v + g.in_c, best);
-        if (record_argmax) std::fill(where, where + g.in_c, tap);
-        first_tap = false;
-        return;
-      }
-      // Branch-free over channels, so the compiler vectorises it.
-      for (Index c = 0; c < g.in_c; ++c) {
-        const bool take = later_tap_wins(v[c], best[c]);
-        best[c] = take ? v[c] : best[c];
-        if (record_argmax) where[c] = take ? tap : where[c];
-      }
-    });
-    if (record_argmax) std::copy(taps.begin(), taps.end(), argmax + out_offset);
-  }
+  });
 }
 
 /// y = the pooling of x, and its argmax unless `argmax` is null. Threads take output rows.
 template <typename T>
 void max_pool2d_forward(const WindowGeometry& g, const T* x, T* y, std::uint8_t* argmax) {
   const Index image_size = g.in_h * g.in_w * g.in_c;
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index row = 0; row < g.batch * g.out_h; ++row) {
+  parallel_for(g.batch * g.out_h, [&](Index row) {
     const Index n = row / g.out_h, oy = row % g.out_h;
     if (argmax)
       max_pool2d_row<true>(g, n, oy, x + n * image_size, 0, y, argmax);
     else
       max_pool2d_row<false>(g, n, oy, x + n * image_size, 0, y, argmax);
-  }
+  });
 }
 
 /// For disjoint windows (stride >= pool size), given the argmax of a forward pass: dx of the input
@@ -117,29 +119,31 @@ void max_pool2d_route_gradient(const WindowGeometry& g, const std::uint8_t* argm
   const Index C = g.in_c, image_pixels = g.in_h * g.in_w;
   // Where pixel p lies: image n, row iy, column ix; in window (oy, ox) at tap (ky, kx). The
   // divisions run once per row; along a row the column counters just step.
-  Index p = first_pixel;
-  while (p < first_pixel + count) {
-    const Index n = p / image_pixels, iy = p % image_pixels / g.in_w;
-    const Index oy = (iy + g.pad_top) / g.stride_h, ky = iy + g.pad_top - oy * g.stride_h;
-    const bool row_pooled = ky < g.kernel_h && oy < g.out_h;
-    Index ix = p % g.in_w;
-    Index ox = (ix + g.pad_left) / g.stride_w, kx = ix + g.pad_left - ox * g.stride_w;
-    for (; ix < g.in_w && p < first_pixel + count; ++ix, ++p, dx += C) {
-      if (!row_pooled || kx >= g.kernel_w || ox >= g.out_w) {
-        std::fill(dx, dx + C, T(0));  // a pixel no window reads
-      } else {
-        const Index out_offset = ((n * g.out_h + oy) * g.out_w + ox) * C;
-        const std::uint8_t* where = argmax + out_offset;
-        const T* grad = dy + out_offset;
-        const auto tap = static_cast<std::uint8_t>(ky * g.kernel_w + kx);
-        for (Index c = 0; c < C; ++c) dx[c] = where[c] == tap ? grad[c] : T(0);
-      }
-      if (++kx == g.stride_w) {
-        kx = 0;
-        ++ox;
+  vectorized([&] {  // the channel loops use the widest vectors the CPU has (simd_path.hpp)
+    Index p = first_pixel;
+    while (p < first_pixel + count) {
+      const Index n = p / image_pixels, iy = p % image_pixels / g.in_w;
+      const Index oy = (iy + g.pad_top) / g.stride_h, ky = iy + g.pad_top - oy * g.stride_h;
+      const bool row_pooled = ky < g.kernel_h && oy < g.out_h;
+      Index ix = p % g.in_w;
+      Index ox = (ix + g.pad_left) / g.stride_w, kx = ix + g.pad_left - ox * g.stride_w;
+      for (; ix < g.in_w && p < first_pixel + count; ++ix, ++p, dx += C) {
+        if (!row_pooled || kx >= g.kernel_w || ox >= g.out_w) {
+          std::fill(dx, dx + C, T(0));  // a pixel no window reads
+        } else {
+          const Index out_offset = ((n * g.out_h + oy) * g.out_w + ox) * C;
+          const std::uint8_t* where = argmax + out_offset;
+          const T* grad = dy + out_offset;
+          const auto tap = static_cast<std::uint8_t>(ky * g.kernel_w + kx);
+          for (Index c = 0; c < C; ++c) dx[c] = where[c] == tap ? grad[c] : T(0);
+        }
+        if (++kx == g.stride_w) {
+          kx = 0;
+          ++ox;
+        }
       }
     }
-  }
+  });
 }
 
 /// dx from dy and the argmax of a forward pass, for disjoint windows: each dx is written exactly
@@ -147,9 +151,9 @@ void max_pool2d_route_gradient(const WindowGeometry& g, const std::uint8_t* argm
 template <typename T>
 void max_pool2d_backward_disjoint(const WindowGeometry& g, const std::uint8_t* argmax, const T* dy,
                                   T* dx) {
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index row = 0; row < g.batch * g.in_h; ++row)
+  parallel_for(g.batch * g.in_h, [&](Index row) {
     max_pool2d_route_gradient(g, argmax, dy, row * g.in_w, g.in_w, dx + row * g.in_w * g.in_c);
+  });
 }
 
 /// dx from dy and the argmax of a forward pass, for windows that may overlap: zero dx, then add
@@ -158,8 +162,7 @@ template <typename T>
 void max_pool2d_backward_overlapping(const WindowGeometry& g, const std::uint8_t* argmax,
                                      const T* dy, T* dx) {
   const Index C = g.in_c, in_size = g.in_h * g.in_w * C, out_size = g.out_pixels() * C;
-  STRATUM_OMP(parallel for schedule(static))
-  for (Index n = 0; n < g.batch; ++n) {
+  parallel_for(g.batch, [&](Index n) {
     T* image_grad = dx + n * in_size;
     std::fill(image_grad, image_grad + in_size, T(0));
     for (Index oy = 0; oy < g.out_h; ++oy)
@@ -172,7 +175,7 @@ void max_pool2d_backward_overlapping(const WindowGeometry& g, const std::uint8_t
           image_grad[(iy * g.in_w + ix) * C + c] += dy[out_offset + c];
         }
       }
-  }
+  });
 }
 
 }  // namespace stratum::kernels

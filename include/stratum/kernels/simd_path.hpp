@@ -20,6 +20,10 @@
 // paths are compiled when /arch enables them (/arch:AVX2, /arch:AVX512), chosen at compile time
 // as before, since such a program needs those instructions anyway.
 //
+// Loops that the compiler vectorises itself (pooling, ReLU) get the same treatment through
+// vectorized(body): body is inlined, with everything it calls, into a function compiled for the
+// path in force, so that its loops use that path's vector registers.
+//
 // The environment variable STRATUM_SIMD (portable, avx2, avx512 or neon) overrides the choice
 // for a whole program; set_simd_path() does the same from code (the tests run every path the
 // CPU has in one build).
@@ -46,6 +50,12 @@
 #endif
 #define STRATUM_TARGET_AVX2
 #define STRATUM_TARGET_AVX512
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define STRATUM_FLATTEN __attribute__((flatten))
+#else
+#define STRATUM_FLATTEN
 #endif
 
 #if defined(__aarch64__) || defined(_M_ARM64)
@@ -157,6 +167,40 @@ inline void set_simd_path(SimdPath path) {
     throw Error(std::string("SIMD path ") + to_string(path) +
                 " is not available here (best: " + to_string(best_simd_path()) + ")");
   detail::simd_path_setting().store(path, std::memory_order_relaxed);
+}
+
+namespace detail {
+#if defined(STRATUM_SIMD_AVX512)
+template <typename Body>
+STRATUM_TARGET_AVX512 STRATUM_FLATTEN void run_compiled_for_avx512(Body& body) {
+  body();
+}
+#endif
+#if defined(STRATUM_SIMD_AVX2)
+template <typename Body>
+STRATUM_TARGET_AVX2 STRATUM_FLATTEN void run_compiled_for_avx2(Body& body) {
+  body();
+}
+#endif
+}  // namespace detail
+
+/// Runs body() compiled for the instruction set of the path in force: inlined, with all it
+/// calls, into a function with that target, so that the loops the compiler vectorises use its
+/// vectors (in a build without -march too). For small bodies of element-wise loops.
+template <typename Body>
+void vectorized(Body&& body) {
+  switch (simd_path()) {
+#if defined(STRATUM_SIMD_AVX512)
+    case SimdPath::avx512:
+      return detail::run_compiled_for_avx512(body);
+#endif
+#if defined(STRATUM_SIMD_AVX2)
+    case SimdPath::avx2:
+      return detail::run_compiled_for_avx2(body);
+#endif
+    default:
+      return body();
+  }
 }
 
 }  // namespace stratum::kernels

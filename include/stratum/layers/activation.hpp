@@ -14,6 +14,7 @@
 #include <cmath>
 #include <string>
 
+#include "../kernels/simd_path.hpp"
 #include "../parallel.hpp"
 #include "../tensor.hpp"
 
@@ -23,21 +24,32 @@ enum class Activation { linear, relu, sigmoid, softmax };
 
 inline const char* to_string(Activation a) {
   switch (a) {
-    case Activation::linear: return "linear";
-    case Activation::relu: return "relu";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::softmax: return "softmax";
+    case Activation::linear:
+      return "linear";
+    case Activation::relu:
+      return "relu";
+    case Activation::sigmoid:
+      return "sigmoid";
+    case Activation::softmax:
+      return "softmax";
   }
   return "?";
 }
 
 /// y = activation(z), in place on `values`; softmax works on rows of length `row_length`.
+/// (ReLU is a plain loop that the compiler vectorises for the SIMD path in force, which
+/// Eigen's SSE code in a build without -march would not be.)
 template <typename T>
 void activation_forward(Activation activation, T* values, Index size, Index row_length) {
   Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> v(values, size);
   switch (activation) {
-    case Activation::linear: break;
-    case Activation::relu: v = v.max(T(0)); break;
+    case Activation::linear:
+      break;
+    case Activation::relu:
+      kernels::vectorized([&] {
+        for (Index i = 0; i < size; ++i) values[i] = values[i] < T(0) ? T(0) : values[i];
+      });
+      break;
     case Activation::sigmoid:
       // 1/(1+e^-z) overflows e^-z for very negative z in float; the result is still 0 then.
       v = T(1) / (T(1) + (-v).exp());
@@ -59,9 +71,17 @@ void activation_backward(Activation activation, const T* y, const T* dy, T* dz, 
   Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> out(y, size), d_out(dy, size);
   Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> d_in(dz, size);
   switch (activation) {
-    case Activation::linear: d_in = d_out; break;
-    case Activation::relu: d_in = (out > T(0)).select(d_out, T(0)); break;
-    case Activation::sigmoid: d_in = d_out * out * (T(1) - out); break;
+    case Activation::linear:
+      d_in = d_out;
+      break;
+    case Activation::relu:
+      kernels::vectorized([&] {
+        for (Index i = 0; i < size; ++i) dz[i] = y[i] > T(0) ? dy[i] : T(0);
+      });
+      break;
+    case Activation::sigmoid:
+      d_in = d_out * out * (T(1) - out);
+      break;
     case Activation::softmax:
       for (Index row = 0; row < size / row_length; ++row) {
         const Index start = row * row_length;
@@ -84,8 +104,8 @@ void activation_forward_parallel(Activation activation, T* values, Index size, I
 
 /// activation_backward over a large buffer, split across threads in whole rows.
 template <typename T>
-void activation_backward_parallel(Activation activation, const T* y, const T* dy, T* dz,
-                                  Index size, Index row_length) {
+void activation_backward_parallel(Activation activation, const T* y, const T* dy, T* dz, Index size,
+                                  Index row_length) {
   const Index block = std::max<Index>(1, (Index{1} << 15) / row_length) * row_length;
   parallel_for_blocks(size, block, [&](Index begin, Index end) {
     activation_backward(activation, y + begin, dy + begin, dz + begin, end - begin, row_length);
@@ -118,7 +138,8 @@ class ActivationLayer : public Layer<T> {
   void do_backward(const Tensor<T>& /*x*/, const Tensor<T>& y, const Tensor<T>& dy,
                    Tensor<T>* dx) override {
     if (dx)
-      activation_backward_parallel(activation_, y.data(), dy.data(), dx->data(), y.size(), last_dim(y));
+      activation_backward_parallel(activation_, y.data(), dy.data(), dx->data(), y.size(),
+                                   last_dim(y));
   }
 
  private:
