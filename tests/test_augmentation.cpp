@@ -3,6 +3,9 @@
 #include <stratum/data/image_dataset.hpp>
 #include <stratum/parallel.hpp>
 
+#include <functional>
+#include <numeric>
+
 using namespace stratum;
 
 namespace {
@@ -30,7 +33,8 @@ AugmentationOptions none() {
           .max_zoom = 0,
           .max_shift = 0,
           .max_brightness = 0,
-          .max_contrast = 0};
+          .max_contrast = 0,
+          .corruptions = {}};
 }
 
 std::vector<float> augmented(const ImageAugmenter& augmenter, const LabelledImages& images,
@@ -166,4 +170,72 @@ TEST_CASE("ImageAugmenter rejects negative ranges") {
   bad = {};
   bad.max_contrast = 1.5;
   CHECK_THROWS_AS(ImageAugmenter(1, bad), Error);
+}
+
+TEST_CASE(
+    "Corruptions: off by default; with probability p about (1 - p)^7 of the samples untouched") {
+  const LabelledImages images = random_images(1, 24, 20, 6);
+  const ImageAugmenter plain(21);
+  AugmentationOptions ranges_only;
+  ranges_only.corruptions.max_blur_sigma = 1;  // other ranges, probability still 0: no change
+  const ImageAugmenter same(21, ranges_only);
+  AugmentationOptions some;
+  some.corruptions.probability = 0.1;
+  const ImageAugmenter corrupting(21, some);
+  int untouched = 0;
+  for (std::uint64_t draw = 0; draw < 400; ++draw) {
+    const auto reference = augmented(plain, images, 0, draw);
+    REQUIRE(augmented(same, images, 0, draw) == reference);
+    // The corruptions draw after the geometry and colour, so a sample that gets none is exactly
+    // the plain augmenter's; one that gets any is rounded to 8 bits and differs.
+    const auto out = augmented(corrupting, images, 0, draw);
+    for (float v : out) REQUIRE((v >= 0.0f && v <= 1.0f));
+    if (out == reference) {
+      ++untouched;
+      continue;
+    }
+    for (float v : out) REQUIRE(std::abs(v * 255 - std::round(v * 255)) < 1e-3);
+  }
+  // 0.9^7 = 0.478 of 400 is 191; 50 is over five standard deviations (10).
+  CHECK(std::abs(untouched - 191) < 50);
+}
+
+TEST_CASE(
+    "Corruptions at probability 1 degrade every sample, seeded per sample and thread-independent") {
+  const LabelledImages images = random_images(8, 32, 28, 7);
+  AugmentationOptions options = none();
+  options.corruptions.probability = 1;
+  const ImageAugmenter augmenter(5, options), again(5, options);
+  const ImageAugmenter identity(5, none());
+  for (std::uint64_t draw = 0; draw < 20; ++draw) {
+    const auto out = augmented(augmenter, images, 1, draw);
+    CHECK(out != augmented(identity, images, 1, draw));
+    CHECK(out == augmented(again, images, 1, draw));
+    CHECK(out != augmented(augmenter, images, 1, draw + 1));
+  }
+  std::vector<Index> all(8);
+  std::iota(all.begin(), all.end(), Index{0});
+  auto gather = [&](int threads) {
+    set_num_threads(threads);
+    ImageAugmenter counting(5, options);
+    ImageDataset<float> data(images, all, &counting);
+    Tensor<float> x;
+    std::vector<int> labels;
+    data.gather(std::vector<Index>{0, 1, 2, 3, 4, 5, 6, 7}, x, labels);
+    return std::vector<float>(x.begin(), x.end());
+  };
+  CHECK(gather(1) == gather(2));
+}
+
+TEST_CASE("ImageAugmenter rejects corruption ranges out of bounds") {
+  for (auto breaks : std::vector<std::function<void(CorruptionAugmentation&)>>{
+           [](auto& c) { c.probability = 1.5; }, [](auto& c) { c.probability = -0.1; },
+           [](auto& c) { c.min_crop_side = 0; }, [](auto& c) { c.max_contrast = 2; },
+           [](auto& c) { c.max_blur_sigma = 0.1; }, [](auto& c) { c.max_noise_sigma = 0; },
+           [](auto& c) { c.min_size = 80; }, [](auto& c) { c.max_quality = 101; },
+           [](auto& c) { c.min_quality = 0; }}) {
+    AugmentationOptions options;
+    breaks(options.corruptions);
+    CHECK_THROWS_AS(ImageAugmenter(1, options), Error);
+  }
 }

@@ -298,6 +298,12 @@ TEST_CASE("missing data, bad folders and bad options: clear messages and exit co
   const Run bad_number = run("train --epochs many");
   CHECK(bad_number.exit_code == 2);
   CHECK(contains(bad_number.output, "--epochs takes a whole number"));
+  const Run no_augmentation = run("train --arch compact --no-augment --corrupt 0.2");
+  CHECK(no_augmentation.exit_code == 2);
+  CHECK(contains(no_augmentation.output, "--corrupt needs augmentation"));
+  const Run bad_probability = run("train --arch compact --corrupt 1.5");
+  CHECK(bad_probability.exit_code == 2);
+  CHECK(contains(bad_probability.output, "--corrupt takes a number from 0 to 1"));
   CHECK(run("frobnicate").exit_code == 2);
   for (const char* command : {"train", "evaluate", "predict"}) {
     const Run help = run(std::string(command) + " --help");

@@ -33,8 +33,8 @@ void add_notebook_layers(stratum::Sequential<T>& model) {
 /// notebook with sparse categorical cross-entropy on the sigmoid outputs (Keras clips and
 /// renormalises them; see losses/sparse_categorical_crossentropy.hpp).
 inline std::unique_ptr<stratum::Sequential<float>> notebook_network(std::uint64_t seed) {
-  auto model = std::make_unique<stratum::Sequential<float>>(
-      stratum::Shape{image_size, image_size, 3}, seed);
+  auto model =
+      std::make_unique<stratum::Sequential<float>>(stratum::Shape{image_size, image_size, 3}, seed);
   add_notebook_layers(*model);
   return model;
 }
@@ -79,13 +79,16 @@ struct Recipe {
   double weight_decay;   // AdamW's; 0 is plain Adam
   bool augment;
   int early_stopping;  // patience in epochs on val_loss, restoring the best weights; 0: off
+  double corruption_probability;  // of each corruption of users' photos, with augmentation
 };
 
 /// "seed" is trained exactly as the notebook trains it. "compact" sees augmented photos, with
-/// AdamW and a cosine schedule that ends near zero, so that its last epochs settle.
+/// AdamW and a cosine schedule that ends near zero, so that its last epochs settle; about half
+/// of its photos are also degraded the ways users' photos are (each of the 7 corruptions of
+/// data/augmentation.hpp with probability 0.1), so that it keeps working on them.
 inline Recipe recipe(const std::string& name) {
-  if (name == "compact") return {30, 2e-3, "cosine", 5e-4, true, 0};
-  return {25, 1e-3, "constant", 0.0, false, 0};
+  if (name == "compact") return {30, 2e-3, "cosine", 5e-4, true, 0, 0.1};
+  return {25, 1e-3, "constant", 0.0, false, 0, 0.0};
 }
 
 /// Names `train --arch` accepts, and what each is.

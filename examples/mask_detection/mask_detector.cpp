@@ -316,6 +316,7 @@ int train(const std::vector<std::string>& raw) {
       {"weight-decay", "W", "AdamW's decoupled weight decay, 0 for Adam (default: 0 for seed, 0.0005 for compact)"},
       {"augment", "", "random flips, crops, rotations, brightness and contrast (default for compact)"},
       {"no-augment", "", "train on the photos as they are (default for seed)"},
+      {"corrupt", "P", "with augmentation, also degrade photos as users' are (cut-off crop, other light, grey-scale, blur, noise, down-scaling, JPEG), each way with probability P (default: 0 for seed, 0.1 for compact)"},
       {"early-stopping", "N", "stop after N epochs without a better val_loss, keep the best weights (default: off)"},
       {"seed", "N", "seed of the split, the initial weights, shuffling, dropout and augmentation (default: 42)"},
       {"model", "FILE", "where to save the trained model (default: mask_detector.stmodel)"},
@@ -343,6 +344,10 @@ int train(const std::vector<std::string>& raw) {
   const double weight_decay = args.get_double("weight-decay", defaults.weight_decay, 0.0, 1.0);
   if (args.has("augment") && args.has("no-augment")) throw UsageError("give --augment or --no-augment, not both");
   const bool augment = args.has("augment") || (defaults.augment && !args.has("no-augment"));
+  const double corruption =
+      args.get_double("corrupt", augment ? defaults.corruption_probability : 0.0, 0.0, 1.0);
+  if (corruption > 0 && !augment)
+    throw UsageError("--corrupt needs augmentation: drop --no-augment");
   const int early_stopping = static_cast<int>(args.get_int("early-stopping", defaults.early_stopping, 0, 100000));
   const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 42, 0, 1L << 62));
   const fs::path model_path = args.get("model", "mask_detector.stmodel");
@@ -370,7 +375,9 @@ int train(const std::vector<std::string>& raw) {
 
   model->compile(mask_detection::network_loss(arch), std::make_unique<Adam<float>>(lr, 0.9, 0.999, 1e-7, weight_decay));
   model->summary();
-  ImageAugmenter augmenter(seed + 2);
+  AugmentationOptions augmentation;
+  augmentation.corruptions.probability = corruption;
+  ImageAugmenter augmenter(seed + 2, augmentation);
   const ImageDataset<float> train_data(images, parts.train, augment ? &augmenter : nullptr);
   const ImageDataset<float> validation_data(images, parts.validation);
   const auto steps_per_epoch = static_cast<long long>((parts.train.size() + static_cast<std::size_t>(batch) - 1) / static_cast<std::size_t>(batch));
@@ -381,6 +388,7 @@ int train(const std::vector<std::string>& raw) {
   std::ostringstream settings;
   settings << "arch=" << arch << " epochs=" << epochs << " batch=" << batch << " lr=" << lr
            << " schedule=" << schedule << " weight_decay=" << weight_decay << " augment=" << augment
+           << " corrupt=" << corruption
            << " early_stopping=" << early_stopping << " seed=" << seed << " data=" << data_fingerprint;
   Metadata run_metadata{{"run_settings", settings.str()}, {"threads", std::to_string(num_threads())}};
   std::vector<Stateful*> state;
