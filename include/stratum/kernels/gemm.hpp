@@ -5,17 +5,19 @@
 // (row stride K) or its transpose (row stride 1) without copying it.
 //
 // For float, a register-blocked micro-kernel computes a block of C held entirely in registers
-// (gemm_avx512.hpp: 8 rows x 32 columns; gemm_avx2.hpp: 6 rows x 16 columns): per k, it loads
-// one row of a B panel and broadcasts A[i, k] for each row of the block into fused
-// multiply-adds. Column panels are walked outermost so that one B panel (K x 32 floats) stays in
-// cache while every row block of A passes over it; a panel whose rows lie far apart in B is
-// copied into contiguous rows first (gemm_panels says why). Products of fewer than 4 rows go to
-// Eigen's matrix-vector kernel. Each element of C is summed over k in order in one register,
-// whatever block it falls in, so the result does not depend on how M is cut.
+// (gemm_avx512.hpp: 8 rows x 32 columns; gemm_avx2.hpp: 6 rows x 16 columns; gemm_neon.hpp on
+// AArch64: 8 rows x 12 columns): per k, it loads one row of a B panel and broadcasts A[i, k]
+// for each row of the block into fused multiply-adds. Column panels are walked outermost so that
+// one B panel (K x 32 floats) stays in cache while every row block of A passes over it; a panel
+// whose rows lie far apart in B is copied into contiguous rows first (gemm_panels says why).
+// Products of fewer than 4 rows go to Eigen's matrix-vector kernel. Each element of C is summed
+// over k in order in one register, whatever block it falls in, so the result does not depend on how
+// M is cut.
 //
-// The micro-kernel is chosen at run time (simd_path.hpp): a program built without -march runs
-// the same AVX-512 or AVX2 code as a native build. The portable path, and double, use Eigen's
-// GEMM.
+// The micro-kernel is chosen at run time on x86-64 (simd_path.hpp): a program built without
+// -march runs the same AVX-512 or AVX2 code as a native build. On AArch64 the NEON kernel is
+// always there (NEON is part of the base instruction set). The portable path, and double, use
+// Eigen's GEMM.
 #pragma once
 
 #include <Eigen/Core>
@@ -26,6 +28,7 @@
 #include "../tensor.hpp"
 #include "gemm_avx2.hpp"
 #include "gemm_avx512.hpp"
+#include "gemm_neon.hpp"
 #include "simd_path.hpp"
 
 namespace stratum::kernels {
@@ -112,6 +115,11 @@ void gemm(Index M, Index N, Index K, const T* a, Index a_row_stride, Index a_col
 #if defined(STRATUM_SIMD_AVX2)
         case SimdPath::avx2:
           return detail::gemm_panels<detail::GemmAvx2>(M, N, K, a, a_row_stride, a_col_stride, b,
+                                                       ldb, c, ldc, accumulate);
+#endif
+#if defined(STRATUM_SIMD_NEON)
+        case SimdPath::neon:
+          return detail::gemm_panels<detail::GemmNeon>(M, N, K, a, a_row_stride, a_col_stride, b,
                                                        ldb, c, ldc, accumulate);
 #endif
         default:
