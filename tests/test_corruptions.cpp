@@ -41,14 +41,14 @@ Image checkerboard(int width, int height) {
   return make_image(width, height, [](int x, int y, int) { return (x + y) % 2 ? 255.0 : 0.0; });
 }
 
-int value(const Image& image, int x, int y, int c) {
+int channel_value(const Image& image, int x, int y, int c) {
   return image.pixels[(static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) +
                        static_cast<std::size_t>(x)) *
                           3 +
                       static_cast<std::size_t>(c)];
 }
 
-double mean(const Image& image, int channel) {
+double channel_mean(const Image& image, int channel) {
   double sum = 0;
   for (std::size_t i = static_cast<std::size_t>(channel); i < image.pixels.size(); i += 3)
     sum += image.pixels[i];
@@ -61,7 +61,7 @@ double roughness(const Image& image) {
   for (int y = 0; y < image.height; ++y)
     for (int x = 1; x < image.width; ++x)
       for (int c = 0; c < 3; ++c)
-        sum += std::abs(value(image, x, y, c) - value(image, x - 1, y, c));
+        sum += std::abs(channel_value(image, x, y, c) - channel_value(image, x - 1, y, c));
   return sum / (double(image.height) * (image.width - 1) * 3);
 }
 
@@ -80,14 +80,15 @@ TEST_CASE("Grey-scale: R = G = B = the BT.601 luma") {
   const Image grey = greyscale(image);
   for (int y = 0; y < 7; ++y)
     for (int x = 0; x < 13; ++x) {
-      REQUIRE(value(grey, x, y, 0) == value(grey, x, y, 1));
-      REQUIRE(value(grey, x, y, 1) == value(grey, x, y, 2));
-      const double luma = 0.299 * value(image, x, y, 0) + 0.587 * value(image, x, y, 1) +
-                          0.114 * value(image, x, y, 2);
-      REQUIRE(std::abs(value(grey, x, y, 0) - luma) <= 0.5);
+      REQUIRE(channel_value(grey, x, y, 0) == channel_value(grey, x, y, 1));
+      REQUIRE(channel_value(grey, x, y, 1) == channel_value(grey, x, y, 2));
+      const double luma = 0.299 * channel_value(image, x, y, 0) +
+                          0.587 * channel_value(image, x, y, 1) +
+                          0.114 * channel_value(image, x, y, 2);
+      REQUIRE(std::abs(channel_value(grey, x, y, 0) - luma) <= 0.5);
     }
   const Image red = make_image(1, 1, [](int, int, int c) { return c == 0 ? 255.0 : 0.0; });
-  CHECK(value(greyscale(red), 0, 0, 0) == 76);  // 0.299 * 255 = 76.2
+  CHECK(channel_value(greyscale(red), 0, 0, 0) == 76);  // 0.299 * 255 = 76.2
 }
 
 TEST_CASE(
@@ -101,7 +102,7 @@ TEST_CASE(
   const double lost_at_90 = mean_absolute_difference(image, q90);
   CHECK(lost_at_10 > 2);
   CHECK(lost_at_90 < lost_at_10 / 2);
-  for (int c = 0; c < 3; ++c) CHECK(std::abs(mean(q10, c) - mean(image, c)) < 4);
+  for (int c = 0; c < 3; ++c) CHECK(std::abs(channel_mean(q10, c) - channel_mean(image, c)) < 4);
 }
 
 TEST_CASE(
@@ -112,7 +113,8 @@ TEST_CASE(
   REQUIRE(blurred.height == 96);
   CHECK(roughness(fine) == 255);
   CHECK(roughness(blurred) < 0.05 * 255);
-  for (int c = 0; c < 3; ++c) CHECK(mean(blurred, c) == doctest::Approx(127.5).epsilon(0.03));
+  for (int c = 0; c < 3; ++c)
+    CHECK(channel_mean(blurred, c) == doctest::Approx(127.5).epsilon(0.03));
 
   const Image smooth = make_image(96, 64, [](int x, int y, int c) { return 30 + x + y + 20 * c; });
   const Image small_smooth = downscale(smooth, 24);
@@ -135,7 +137,7 @@ TEST_CASE(
   for (int x = 0; x < 32; ++x) {
     const double expected = 255 * 0.5 * std::erfc(-(x - 15.5) / (sigma * std::sqrt(2.0)));
     INFO("x = " << x);
-    CHECK(std::abs(value(blurred, x, 1, 0) - expected) <= 2.0);
+    CHECK(std::abs(channel_value(blurred, x, 1, 0) - expected) <= 2.0);
   }
   CHECK(roughness(gaussian_blur(checkerboard(20, 20), 1.0)) < 0.1 * 255);
 }
@@ -165,11 +167,11 @@ TEST_CASE("Brightness adds to every value and clips; contrast scales deviations 
 
   const Image two_tone = make_image(6, 3, [](int x, int, int) { return x % 2 ? 150.0 : 100.0; });
   const Image flatter = adjust_contrast(two_tone, 0.5);
-  CHECK(value(flatter, 0, 0, 0) == 113);  // mean 125: 125 - 25 / 2 = 112.5, rounded up
-  CHECK(value(flatter, 1, 0, 0) == 138);  // 125 + 12.5
+  CHECK(channel_value(flatter, 0, 0, 0) == 113);  // mean 125: 125 - 25 / 2 = 112.5, rounded up
+  CHECK(channel_value(flatter, 1, 0, 0) == 138);  // 125 + 12.5
   const Image sharper = adjust_contrast(two_tone, 1.5);
-  CHECK(value(sharper, 0, 0, 0) == 88);   // 125 - 37.5 = 87.5
-  CHECK(value(sharper, 1, 0, 0) == 163);  // 162.5
+  CHECK(channel_value(sharper, 0, 0, 0) == 88);   // 125 - 37.5 = 87.5
+  CHECK(channel_value(sharper, 1, 0, 0) == 163);  // 162.5
 }
 
 TEST_CASE(
@@ -180,9 +182,10 @@ TEST_CASE(
   const Image part = crop_part(ramp, 0.5, rng);
   REQUIRE(part.width == 100);
   REQUIRE(part.height == 60);
-  const int left = value(part, 0, 30, 0), right = value(part, 99, 30, 0);
+  const int left = channel_value(part, 0, 30, 0), right = channel_value(part, 99, 30, 0);
   CHECK(right - left ==
-        doctest::Approx(0.5 * (value(ramp, 99, 30, 0) - value(ramp, 0, 30, 0))).epsilon(0.05));
+        doctest::Approx(0.5 * (channel_value(ramp, 99, 30, 0) - channel_value(ramp, 0, 30, 0)))
+            .epsilon(0.05));
   Random whole(3);
   CHECK(crop_part(ramp, 1.0, whole).pixels == ramp.pixels);
 
@@ -192,7 +195,7 @@ TEST_CASE(
     Random a(seed), b(seed);
     const Image first = crop_part(ramp, 0.5, a);
     CHECK(first.pixels == crop_part(ramp, 0.5, b).pixels);
-    positions.insert(value(first, 0, 0, 0));
+    positions.insert(channel_value(first, 0, 0, 0));
   }
   CHECK(positions.size() > 10);
 }
