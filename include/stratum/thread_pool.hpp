@@ -169,6 +169,7 @@ class ThreadPool {
     if (count > Index{UINT32_MAX}) throw Error("parallel region of more than 2^32 tasks");
     std::lock_guard lock(region_mutex_);
     start_workers();
+    task_count_ = count;
     task_object_ = &task;
     task_call_ = [](void* object, Index i) { (*static_cast<Task*>(object))(i); };
     error_ = nullptr;
@@ -194,8 +195,9 @@ class ThreadPool {
     return inside;
   }
 
-  /// Claims and runs tasks of region `generation` until none is left. Tasks are claimed from
-  /// the top of the range down: the cursor's low half counts the tasks not yet claimed.
+  /// Claims and runs tasks of region `generation` until none is left, in order (the cursor's
+  /// low half counts the tasks not yet claimed), so that a loop that stops early has run
+  /// every task before the one that stopped it.
   void work(std::uint32_t generation) {
     inside_region() = true;
     std::uint64_t cursor = cursor_.load(std::memory_order_acquire);
@@ -205,8 +207,8 @@ class ThreadPool {
                                          std::memory_order_acquire))
         continue;
       // The claim succeeded, so the region is still running (this task is pending) and
-      // task_object_ and task_call_ are the ones it published.
-      const auto task = static_cast<Index>((cursor & 0xFFFFFFFFu) - 1);
+      // task_count_, task_object_ and task_call_ are the ones it published.
+      const auto task = task_count_ - static_cast<Index>(cursor & 0xFFFFFFFFu);
       try {
         task_call_(task_object_, task);
       } catch (...) {
@@ -252,6 +254,7 @@ class ThreadPool {
   std::atomic<std::uint64_t> cursor_{0};  // generation << 32 | tasks not yet claimed
   WaitableCounter pending_;               // tasks of the region not yet finished
   std::atomic<bool> stopping_{false};
+  Index task_count_ = 0;
   void* task_object_ = nullptr;
   void (*task_call_)(void*, Index) = nullptr;
   std::mutex error_mutex_;

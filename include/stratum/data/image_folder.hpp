@@ -307,12 +307,14 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
   std::vector<std::uint64_t> hashes(static_cast<std::size_t>(n));
   std::vector<std::string> errors(static_cast<std::size_t>(n));
   std::atomic<Index> done{0};
-  std::atomic<bool> stop{false};
+  // With `strict`, the first failing file in file order: files after it are not tried, every
+  // file before it is (so the error reported does not depend on the threads' timing).
+  std::atomic<Index> first_failure{n};
   if (log) *log << "Decoding " << n << " images from " << root.string() << '\n';
   ProgressBar bar(log ? *log : std::cerr, n);
 
   parallel_for(n, [&](Index i) {
-    if (stop.load(std::memory_order_relaxed)) return;
+    if (i > first_failure.load(std::memory_order_relaxed)) return;
     const auto k = static_cast<std::size_t>(i);
     errors[k] = entries[k].problem;  // not a regular file: never opened
     if (errors[k].empty()) {
@@ -330,7 +332,9 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
         errors[k] = e.what();
       }
     }
-    if (options.strict && !errors[k].empty()) stop = true;
+    if (options.strict && !errors[k].empty())
+      for (Index seen = first_failure.load(); i < seen;)
+        first_failure.compare_exchange_weak(seen, i);
     const Index finished = ++done;
     if (log && thread_index() == 0) bar.update(finished, {});
   });

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../kernels/simd_path.hpp"
 #include "../parallel.hpp"
 #include "layer.hpp"
 
@@ -36,7 +37,9 @@ void sum_over_rows(Index rows, Index width, std::vector<double>& sums, AddRow&& 
   std::vector<double> partials(static_cast<std::size_t>(slots * width), 0.0);
   parallel_for_slots(rows, slots, [&](Index slot, Index begin, Index end) {
     double* partial = partials.data() + slot * width;
-    for (Index row = begin; row < end; ++row) add_row(row, partial);
+    kernels::vectorized([&] {  // the channel loops use the CPU's widest vectors
+      for (Index row = begin; row < end; ++row) add_row(row, partial);
+    });
   });
   sums.assign(static_cast<std::size_t>(width), 0.0);
   for (Index t = 0; t < slots; ++t)
@@ -185,7 +188,9 @@ class BatchNormalization final : public Layer<T> {
   void for_row_blocks(Index rows, Body&& body) const {
     const Index block = std::max<Index>(1, (Index{1} << 14) / channels_);
     parallel_for_blocks(rows, block, [&](Index begin, Index end) {
-      for (Index row = begin; row < end; ++row) body(row);
+      kernels::vectorized([&] {  // the channel loops use the CPU's widest vectors
+        for (Index row = begin; row < end; ++row) body(row);
+      });
     });
   }
 
