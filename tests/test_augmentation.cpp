@@ -3,6 +3,7 @@
 #include <stratum/data/image_dataset.hpp>
 #include <stratum/parallel.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <numeric>
 
@@ -189,12 +190,13 @@ TEST_CASE(
     // The corruptions draw after the geometry and colour, so a sample that gets none is exactly
     // the plain augmenter's; one that gets any is rounded to 8 bits and differs.
     const auto out = augmented(corrupting, images, 0, draw);
-    for (float v : out) REQUIRE((v >= 0.0f && v <= 1.0f));
+    REQUIRE(std::all_of(out.begin(), out.end(), [](float v) { return v >= 0.0f && v <= 1.0f; }));
     if (out == reference) {
       ++untouched;
       continue;
     }
-    for (float v : out) REQUIRE(std::abs(v * 255 - std::round(v * 255)) < 1e-3);
+    REQUIRE(std::all_of(out.begin(), out.end(),
+                        [](float v) { return std::abs(v * 255 - std::round(v * 255)) < 1e-3; }));
   }
   // 0.9^7 = 0.478 of 400 is 191; 50 is over five standard deviations (10).
   CHECK(std::abs(untouched - 191) < 50);
