@@ -11,7 +11,10 @@
 # (seed 0 lets libFuzzer pick one).
 #
 # Each phase prints how long it took. The tests are one program per build, compiled in a few
-# unity batches (tests/CMakeLists.txt says why).
+# unity batches (tests/CMakeLists.txt says why). On a fresh clone of an idle 2-core machine
+# (packages installed) the whole command took 18 min 49 s (33 min 10 s of CPU): release build
+# 220 s and tests 34 s, ASan build 405 s and tests 58 s, AArch64 build 184 s and tests 59 s,
+# fuzz build 113 s and fuzzing 56 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
