@@ -3,16 +3,16 @@
 # Idempotent: prints nothing and touches nothing when everything is already installed.
 #
 #   scripts/install-deps.sh             the build, tests, fuzzers, examples and benchmarks
-#   scripts/install-deps.sh --golden    also python3-torch, to regenerate tests/data/golden_*
+#   scripts/install-deps.sh --golden    also python3-torch and numpy, to regenerate tests/data/golden_*
 #   scripts/install-deps.sh --onednn    also oneDNN, which the benchmarks then compare with
 set -euo pipefail
 
-# clang, its sanitizer runtimes and its OpenMP (libomp) build the sanitizer tests and the
-# libFuzzer targets. g++-aarch64-linux-gnu (with the AArch64 C and C++ libraries it depends on)
-# cross-builds the tests for 64-bit ARM, and qemu-user's qemu-aarch64 runs them
-# (cmake/toolchains/aarch64-linux-gnu.cmake).
+# clang and its sanitizer runtimes build the sanitizer tests and the libFuzzer targets.
+# pugixml parses the Pascal VOC annotations of the detection data. g++-aarch64-linux-gnu (with
+# the AArch64 C and C++ libraries it depends on) cross-builds the tests for 64-bit ARM, and
+# qemu-user's qemu-aarch64 runs them (cmake/toolchains/aarch64-linux-gnu.cmake).
 packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev clang libclang-rt-dev
-          libomp-dev g++-aarch64-linux-gnu qemu-user)
+          libpugixml-dev g++-aarch64-linux-gnu qemu-user)
 [[ "${1:-}" == "--golden" ]] && packages+=(python3-torch python3-numpy)
 # Debian builds oneDNN with its OpenCL GPU runtime: its CMake package requires OpenCL (the
 # ICD loader's library and headers), which libdnnl-dev only recommends, and recommendations are
