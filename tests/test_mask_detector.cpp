@@ -92,6 +92,14 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+/// Runs mask_detector with `args` and checks that it exits with `exit_code` and says `message`.
+void check_fails(const std::string& args, int exit_code, const std::string& message) {
+  INFO("mask_detector " << args);
+  const Run result = run(args);
+  CHECK(result.exit_code == exit_code);
+  CHECK(contains(result.output, message));
+}
+
 }  // namespace
 
 TEST_CASE("train, evaluate and predict on a generated folder of photos") {
@@ -230,9 +238,8 @@ TEST_CASE("train killed mid-run and resumed ends bit-identical to an uninterrupt
   REQUIRE(fs::exists(dir.path() / "resumed.checkpoint"));
   CHECK(!fs::exists(dir.path() / "resumed.stmodel"));
 
-  const Run other_settings = run(command("resumed.stmodel", "--resume --lr 0.01"));
-  CHECK(other_settings.exit_code == 1);
-  CHECK(contains(other_settings.output, "was written by a run with other settings"));
+  check_fails(command("resumed.stmodel", "--resume --lr 0.01"), 1,
+              "was written by a run with other settings");
 
   const Run resumed = run(command("resumed.stmodel", "--resume"));
   INFO(resumed.output);
@@ -243,9 +250,7 @@ TEST_CASE("train killed mid-run and resumed ends bit-identical to an uninterrupt
   // The same bytes: weights, moving statistics and every metadata entry (test accuracy too).
   CHECK(file_bytes(dir.path() / "resumed.stmodel") == file_bytes(dir.path() / "whole.stmodel"));
 
-  const Run nothing_to_resume = run(command("resumed.stmodel", "--resume"));
-  CHECK(nothing_to_resume.exit_code == 1);
-  CHECK(contains(nothing_to_resume.output, "no checkpoint at"));
+  check_fails(command("resumed.stmodel", "--resume"), 1, "no checkpoint at");
 }
 
 TEST_CASE("predict classifies every image of a folder and sums up") {
@@ -273,9 +278,8 @@ TEST_CASE("predict classifies every image of a folder and sums up") {
   CHECK(contains(shipped.output, "with_mask_1.jpg: "));
   fs::create_directories(dir.path() / "empty");
   stratum::testing::write_bytes(dir.path() / "empty" / "notes.txt", {'h', 'i'});
-  const Run empty = run("predict --model " + quoted(model) + " " + quoted(dir.path() / "empty"));
-  CHECK(empty.exit_code == 1);
-  CHECK(contains(empty.output, "holds no image files"));
+  check_fails("predict --model " + quoted(model) + " " + quoted(dir.path() / "empty"), 1,
+              "holds no image files");
 }
 
 TEST_CASE("missing data, bad folders and bad options: clear messages and exit codes") {
@@ -288,31 +292,21 @@ TEST_CASE("missing data, bad folders and bad options: clear messages and exit co
   fs::create_directories(dir.path() / "one/with_mask");
   stratum::Random rng(1);
   stratum::testing::write_face(dir.path() / "one/with_mask/a.jpg", true, rng);
-  const Run one_class = run("train --data " + quoted(dir.path() / "one") + " --no-cache");
-  CHECK(one_class.exit_code == 1);
-  CHECK(contains(one_class.output, "has no 'without_mask/' folder"));
+  check_fails("train --data " + quoted(dir.path() / "one") + " --no-cache", 1,
+              "has no 'without_mask/' folder");
 
-  const Run unknown = run("train --epoch 3");
-  CHECK(unknown.exit_code == 2);
-  CHECK(contains(unknown.output, "unknown option '--epoch'"));
-  const Run bad_number = run("train --epochs many");
-  CHECK(bad_number.exit_code == 2);
-  CHECK(contains(bad_number.output, "--epochs takes a whole number"));
-  const Run no_augmentation = run("train --arch compact --no-augment --corrupt 0.2");
-  CHECK(no_augmentation.exit_code == 2);
-  CHECK(contains(no_augmentation.output, "--corrupt needs augmentation"));
-  const Run bad_probability = run("train --arch compact --corrupt 1.5");
-  CHECK(bad_probability.exit_code == 2);
-  CHECK(contains(bad_probability.output, "--corrupt takes a number from 0 to 1"));
+  check_fails("train --epoch 3", 2, "unknown option '--epoch'");
+  check_fails("train --epochs many", 2, "--epochs takes a whole number");
+  check_fails("train --arch compact --no-augment --corrupt 0.2", 2, "--corrupt needs augmentation");
+  check_fails("train --arch compact --corrupt 1.5", 2, "--corrupt takes a number from 0 to 1");
   CHECK(run("frobnicate").exit_code == 2);
   for (const char* command : {"train", "evaluate", "predict"}) {
     const Run help = run(std::string(command) + " --help");
     CHECK(help.exit_code == 0);
     CHECK(contains(help.output, "usage: mask_detector"));
   }
-  const Run no_model = run("predict --model " + quoted(dir.path() / "none.stmodel") + " x.jpg");
-  CHECK(no_model.exit_code == 1);
-  CHECK(contains(no_model.output, "cannot open"));
+  check_fails("predict --model " + quoted(dir.path() / "none.stmodel") + " x.jpg", 1,
+              "cannot open");
 }
 
 TEST_CASE("smoke run on the real Kaggle photos in ../shared") {

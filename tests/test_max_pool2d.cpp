@@ -11,33 +11,37 @@ using stratum::testing::check_layer;
 
 namespace {
 
+/// body(out, n, oy, ox, c) for every output element, `out` its NHWC index.
+template <typename Body>
+void for_each_pooled_output(const WindowGeometry& g, Body&& body) {
+  for (Index n = 0; n < g.batch; ++n)
+    for (Index oy = 0; oy < g.out_h; ++oy)
+      for (Index ox = 0; ox < g.out_w; ++ox)
+        for (Index c = 0; c < g.in_c; ++c)
+          body(static_cast<std::size_t>(((n * g.out_h + oy) * g.out_w + ox) * g.in_c + c), n, oy,
+               ox, c);
+}
+
 /// The pooling as plain loops, the definition the kernels are checked against: each window's
 /// taps in row-major order, the first one inside the image taken, then replaced by a later one
 /// that is larger or the first NaN; the argmax is the winning tap.
 template <typename T>
 void reference_max_pool(const WindowGeometry& g, const std::vector<T>& x, std::vector<T>& y,
                         std::vector<std::uint8_t>& argmax) {
-  for (Index n = 0; n < g.batch; ++n)
-    for (Index oy = 0; oy < g.out_h; ++oy)
-      for (Index ox = 0; ox < g.out_w; ++ox)
-        for (Index c = 0; c < g.in_c; ++c) {
-          const auto out =
-              static_cast<std::size_t>(((n * g.out_h + oy) * g.out_w + ox) * g.in_c + c);
-          bool found = false;
-          for (Index ky = 0; ky < g.kernel_h; ++ky)
-            for (Index kx = 0; kx < g.kernel_w; ++kx) {
-              const Index iy = oy * g.stride_h - g.pad_top + ky,
-                          ix = ox * g.stride_w - g.pad_left + kx;
-              if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) continue;
-              const T v =
-                  x[static_cast<std::size_t>(((n * g.in_h + iy) * g.in_w + ix) * g.in_c + c)];
-              if (!found || v > y[out] || (std::isnan(v) && !std::isnan(y[out]))) {
-                y[out] = v;
-                argmax[out] = static_cast<std::uint8_t>(ky * g.kernel_w + kx);
-                found = true;
-              }
-            }
+  for_each_pooled_output(g, [&](std::size_t out, Index n, Index oy, Index ox, Index c) {
+    bool found = false;
+    for (Index ky = 0; ky < g.kernel_h; ++ky)
+      for (Index kx = 0; kx < g.kernel_w; ++kx) {
+        const Index iy = oy * g.stride_h - g.pad_top + ky, ix = ox * g.stride_w - g.pad_left + kx;
+        if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) continue;
+        const T v = x[static_cast<std::size_t>(((n * g.in_h + iy) * g.in_w + ix) * g.in_c + c)];
+        if (!found || v > y[out] || (std::isnan(v) && !std::isnan(y[out]))) {
+          y[out] = v;
+          argmax[out] = static_cast<std::uint8_t>(ky * g.kernel_w + kx);
+          found = true;
         }
+      }
+  });
 }
 
 /// dx of the pooling given its argmax: each dy added at its window's argmax.
@@ -46,16 +50,11 @@ std::vector<T> reference_max_pool_backward(const WindowGeometry& g,
                                            const std::vector<std::uint8_t>& argmax,
                                            const std::vector<T>& dy) {
   std::vector<T> dx(static_cast<std::size_t>(g.batch * g.in_h * g.in_w * g.in_c), T(0));
-  for (Index n = 0; n < g.batch; ++n)
-    for (Index oy = 0; oy < g.out_h; ++oy)
-      for (Index ox = 0; ox < g.out_w; ++ox)
-        for (Index c = 0; c < g.in_c; ++c) {
-          const auto out =
-              static_cast<std::size_t>(((n * g.out_h + oy) * g.out_w + ox) * g.in_c + c);
-          const Index iy = oy * g.stride_h - g.pad_top + argmax[out] / g.kernel_w;
-          const Index ix = ox * g.stride_w - g.pad_left + argmax[out] % g.kernel_w;
-          dx[static_cast<std::size_t>(((n * g.in_h + iy) * g.in_w + ix) * g.in_c + c)] += dy[out];
-        }
+  for_each_pooled_output(g, [&](std::size_t out, Index n, Index oy, Index ox, Index c) {
+    const Index iy = oy * g.stride_h - g.pad_top + argmax[out] / g.kernel_w;
+    const Index ix = ox * g.stride_w - g.pad_left + argmax[out] % g.kernel_w;
+    dx[static_cast<std::size_t>(((n * g.in_h + iy) * g.in_w + ix) * g.in_c + c)] += dy[out];
+  });
   return dx;
 }
 
