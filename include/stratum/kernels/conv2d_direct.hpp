@@ -33,11 +33,13 @@
 // count gives the same bits every time.
 #pragma once
 
-#include <Eigen/Core>
+#include <algorithm>
+#include <array>
 
 #include "../parallel.hpp"
 #include "conv2d_geometry.hpp"
 #include "conv2d_im2col.hpp"
+#include "simd_path.hpp"
 
 namespace stratum::kernels {
 
@@ -63,22 +65,27 @@ inline std::pair<Index, Index> inside_columns(const WindowGeometry& g) {
 
 /// The sums every output pixel starts from: the bias, or zeros without one.
 template <typename T, int F>
-Eigen::Array<T, F, 1> direct_initial_sums(const T* bias) {
-  using Vector = Eigen::Array<T, F, 1>;
-  return bias ? Vector(Eigen::Map<const Vector>(bias)) : Vector::Zero();
+std::array<T, F> direct_initial_sums(const T* bias) {
+  std::array<T, F> initial{};
+  if (bias) std::copy_n(bias, F, initial.begin());
+  return initial;
 }
 
 /// Output row oy of one image: out[ox * F + f] for every ox, starting from `initial` (the bias).
+/// (The per-pixel loops over F are plain loops run through `vectorized`, so that a build
+/// without -march runs them on the AVX2 or AVX-512 vectors too, as Eigen's SSE code would not.)
 template <typename T, int F>
 void conv2d_forward_direct_row(const WindowGeometry& g, const T* image, Index oy, const T* kernel,
-                               const Eigen::Array<T, F, 1>& initial, T* out) {
-  using Vector = Eigen::Array<T, F, 1>;
+                               const std::array<T, F>& initial, T* out) {
   const Index C = g.in_c, row_taps = g.kernel_w * C;
   // (Named variables rather than a structured binding: Clang 14 cannot capture bindings in
-  // lambdas or OpenMP regions.)
+  // lambdas.)
   const std::pair<Index, Index> columns = inside_columns(g);
   const Index first = columns.first, last = columns.second;
-  for (Index ox = first; ox < last; ++ox) Eigen::Map<Vector>(out + ox * F) = initial;
+  vectorized([&] {
+    for (Index ox = first; ox < last; ++ox)
+      for (int f = 0; f < F; ++f) out[ox * F + f] = initial[f];
+  });
   for (Index ky = 0; ky < g.kernel_h; ++ky) {
     const Index iy = oy * g.stride_h - g.pad_top + ky;
     if (iy < 0 || iy >= g.in_h || last == first) continue;
@@ -88,16 +95,19 @@ void conv2d_forward_direct_row(const WindowGeometry& g, const T* image, Index oy
   }
   // Pixels whose windows reach into the padding, one at a time.
   auto edge_pixel = [&](Index ox) {
-    Vector acc = initial;
+    std::array<T, F> acc = initial;
     for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
       const T* x = image + (iy * g.in_w + ix) * C;
       const T* w = kernel + (ky * g.kernel_w + kx) * C * F;
-      for (Index c = 0; c < C; ++c) acc += x[c] * Eigen::Map<const Vector>(w + c * F);
+      for (Index c = 0; c < C; ++c)
+        for (int f = 0; f < F; ++f) acc[f] += x[c] * w[c * F + f];
     });
-    Eigen::Map<Vector>(out + ox * F) = acc;
+    std::copy_n(acc.begin(), F, out + ox * F);
   };
-  for (Index ox = 0; ox < first; ++ox) edge_pixel(ox);
-  for (Index ox = last; ox < g.out_w; ++ox) edge_pixel(ox);
+  vectorized([&] {
+    for (Index ox = 0; ox < first; ++ox) edge_pixel(ox);
+    for (Index ox = last; ox < g.out_w; ++ox) edge_pixel(ox);
+  });
 }
 
 template <typename T, int F, typename Epilogue>
@@ -119,7 +129,6 @@ void conv2d_forward_direct_fixed(const WindowGeometry& g, const T* input, const 
 template <typename T, int F>
 void conv2d_backward_weights_direct_row(const WindowGeometry& g, const T* image, Index oy,
                                         const T* dz, T* dw) {
-  using Vector = Eigen::Array<T, F, 1>;
   const Index C = g.in_c, K = g.patch_size(), row_taps = g.kernel_w * C;
   const std::pair<Index, Index> columns = inside_columns(g);
   const Index first = columns.first, last = columns.second;
@@ -130,19 +139,23 @@ void conv2d_backward_weights_direct_row(const WindowGeometry& g, const T* image,
     gemm(row_taps, Index{F}, last - first, x, Index{1}, g.stride_w * C, dz + first * F, Index{F},
          dw + ky * row_taps * F, Index{F}, true);  // dW_ky += X_ky^T dZ_row
   }
-  // Pixels whose windows reach into the padding, one at a time.
+  // Pixels whose windows reach into the padding, one at a time; then the bias sums.
   auto edge_pixel = [&](Index ox) {
-    const Eigen::Map<const Vector> d(dz + ox * F);
+    const T* d = dz + ox * F;
     for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
       const T* x = image + (iy * g.in_w + ix) * C;
       T* w = dw + (ky * g.kernel_w + kx) * C * F;
-      for (Index c = 0; c < C; ++c) Eigen::Map<Vector>(w + c * F) += x[c] * d;
+      for (Index c = 0; c < C; ++c)
+        for (int f = 0; f < F; ++f) w[c * F + f] += x[c] * d[f];
     });
   };
-  for (Index ox = 0; ox < first; ++ox) edge_pixel(ox);
-  for (Index ox = last; ox < g.out_w; ++ox) edge_pixel(ox);
-  Eigen::Map<Vector> db(dw + K * F);
-  for (Index ox = 0; ox < g.out_w; ++ox) db += Eigen::Map<const Vector>(dz + ox * F);
+  vectorized([&] {
+    for (Index ox = 0; ox < first; ++ox) edge_pixel(ox);
+    for (Index ox = last; ox < g.out_w; ++ox) edge_pixel(ox);
+    T* db = dw + K * F;
+    for (Index ox = 0; ox < g.out_w; ++ox)
+      for (int f = 0; f < F; ++f) db[f] += dz[ox * F + f];
+  });
 }
 
 template <typename T, int F, typename GradientRows>

@@ -52,10 +52,18 @@
 #define STRATUM_TARGET_AVX512
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define STRATUM_FLATTEN __attribute__((flatten))
+// What `vectorized` compiles its loop bodies with. flatten inlines the body, and all it calls,
+// into the wrapper, so that the body is compiled for the wrapper's target. GCC 12 vectorises
+// only loops whose trip count is a known multiple of the vector length at -O2 (its "very cheap"
+// cost model), which leaves a ReLU or pooling loop scalar in a -O2 build where Eigen's SSE code
+// had been vectorised; so GCC compiles these wrappers at -O3, whatever the build's level.
+// (Clang vectorises at -O2 and has no optimize attribute.)
+#if defined(__GNUC__) && !defined(__clang__)
+#define STRATUM_VECTORIZED_BODY __attribute__((flatten, optimize("O3")))
+#elif defined(__clang__)
+#define STRATUM_VECTORIZED_BODY __attribute__((flatten))
 #else
-#define STRATUM_FLATTEN
+#define STRATUM_VECTORIZED_BODY
 #endif
 
 #if defined(__aarch64__) || defined(_M_ARM64)
@@ -172,16 +180,21 @@ inline void set_simd_path(SimdPath path) {
 namespace detail {
 #if defined(STRATUM_SIMD_AVX512)
 template <typename Body>
-STRATUM_TARGET_AVX512 STRATUM_FLATTEN void run_compiled_for_avx512(Body& body) {
+STRATUM_TARGET_AVX512 STRATUM_VECTORIZED_BODY void run_compiled_for_avx512(Body& body) {
   body();
 }
 #endif
 #if defined(STRATUM_SIMD_AVX2)
 template <typename Body>
-STRATUM_TARGET_AVX2 STRATUM_FLATTEN void run_compiled_for_avx2(Body& body) {
+STRATUM_TARGET_AVX2 STRATUM_VECTORIZED_BODY void run_compiled_for_avx2(Body& body) {
   body();
 }
 #endif
+/// The portable path (and NEON, part of AArch64's base instruction set): the build's own target.
+template <typename Body>
+STRATUM_VECTORIZED_BODY void run_compiled_for_build_target(Body& body) {
+  body();
+}
 }  // namespace detail
 
 /// Runs body() compiled for the instruction set of the path in force: inlined, with all it
@@ -199,7 +212,7 @@ void vectorized(Body&& body) {
       return detail::run_compiled_for_avx2(body);
 #endif
     default:
-      return body();
+      return detail::run_compiled_for_build_target(body);
   }
 }
 

