@@ -121,8 +121,8 @@ TEST_CASE("MeanSquaredError: the masked mean by hand, and its gradient") {
   Tensor<double> position_mask(Shape{3, 4, 5, 1}), element_mask(shape);
   for (auto& m : position_mask) m = rng.uniform() < 0.3 ? 1.0 : 0.0;
   for (auto& m : element_mask) m = rng.uniform() < 0.5 ? 1.0 : 0.0;
-  for (const Tensor<double>* mask :
-       {static_cast<const Tensor<double>*>(nullptr), &position_mask, &element_mask}) {
+  const std::vector<const Tensor<double>*> masks{nullptr, &position_mask, &element_mask};
+  for (const Tensor<double>* mask : masks) {
     Tensor<double> analytic;
     mse.compute(prediction, target, mask, &analytic);
     check_against_numeric("MeanSquaredError dL/dp", prediction, analytic,

@@ -299,12 +299,15 @@ class GraphModel final : public Model<T> {
     return engines;
   }
 
-  /// Keras' summary of a functional model: every node's name, type, output shape, parameter
-  /// count and the nodes it is called on; then the outputs and the parameter counts.
+  /// Keras' summary of a functional model: the outputs, then every node's name, type, output
+  /// shape, parameter count and the nodes it is called on, then the parameter counts.
   void summary(std::ostream& out = std::cout) {
     const std::size_t width = 98;
     const std::vector<std::size_t> starts{32, 58, 70};
-    out << "Model: \"graph_model\"\n" << std::string(width, '_') << '\n';
+    std::string outputs;
+    for (std::size_t o = 0; o < outputs_.size(); ++o) outputs += (o ? ", " : "") + output_name(o);
+    out << "Model: \"graph_model\"" << (built_ ? ", outputs: " + outputs : std::string()) << '\n'
+        << std::string(width, '_') << '\n';
     detail::summary_row(out, {"Layer (type)", "Output Shape", "Param #", "Connected to"}, starts);
     out << std::string(width, '=') << '\n';
     for (std::size_t v = 0; v < nodes_.size(); ++v) {
@@ -318,10 +321,6 @@ class GraphModel final : public Model<T> {
                           starts);
       if (v + 1 < nodes_.size()) out << '\n';
     }
-    out << std::string(width, '=') << '\n';
-    std::string outputs;
-    for (std::size_t o = 0; o < outputs_.size(); ++o) outputs += (o ? ", " : "") + output_name(o);
-    if (built_) out << "Outputs: " << outputs << '\n';
     detail::summary_totals(out, parameter_count(), parameter_count(true), width);
   }
 

@@ -80,6 +80,7 @@ inline void summary_row(std::ostream& out, const std::vector<std::string>& cells
     line.append(line.size() < start ? start - line.size() : 1, ' ');
     line += cells[k];
   }
+  line.erase(line.find_last_not_of(' ') + 1);  // an empty last cell leaves no trailing spaces
   out << line << '\n';
 }
 
