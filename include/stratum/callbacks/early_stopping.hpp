@@ -32,7 +32,7 @@ class EarlyStopping final : public Callback<T> {
   [[nodiscard]] int best_epoch() const { return best_epoch_; }
   [[nodiscard]] double best() const { return best_; }
 
-  void on_epoch_end(Sequential<T>& model, const EpochLogs& logs) override {
+  void on_epoch_end(Model<T>& model, const EpochLogs& logs) override {
     const double current = monitor_.value(logs);
     if (best_epoch_ < 0 || monitor_.improves(current, best_)) {
       best_ = current;
@@ -52,7 +52,7 @@ class EarlyStopping final : public Callback<T> {
     }
   }
 
-  void on_train_end(Sequential<T>& model) override {
+  void on_train_end(Model<T>& model) override {
     if (!options_.restore_best_weights || best_weights_.empty()) return;
     auto params = model.parameters();
     bool fits = params.size() == best_weights_.size();

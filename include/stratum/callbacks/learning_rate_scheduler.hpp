@@ -46,7 +46,7 @@ class LearningRateScheduler final : public Callback<T> {
  public:
   explicit LearningRateScheduler(LearningRateSchedule schedule) : schedule_(std::move(schedule)) {}
 
-  void on_batch_begin(Sequential<T>& model, int /*epoch*/, Index /*batch*/) override {
+  void on_batch_begin(Model<T>& model, int /*epoch*/, Index /*batch*/) override {
     auto& optimizer = model.optimizer();
     optimizer.set_learning_rate(schedule_(optimizer.iterations()));
   }

@@ -31,7 +31,7 @@ class ReduceLROnPlateau final : public Callback<T> {
     best_ = monitor_.worst();
   }
 
-  void on_epoch_end(Sequential<T>& model, const EpochLogs& logs) override {
+  void on_epoch_end(Model<T>& model, const EpochLogs& logs) override {
     const double current = monitor_.value(logs);
     if (cooldown_left_ > 0) --cooldown_left_;
     if (monitor_.improves(current, best_)) {

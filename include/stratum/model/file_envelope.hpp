@@ -27,6 +27,17 @@ constexpr Magic file_magic(char kind) {
   return {0x89, 'S', 'T', static_cast<std::uint8_t>(kind), 0x0D, 0x0A, 0x1A, 0x0A};
 }
 
+/// The kinds of stratum file, so that a file of one kind given where another is expected is
+/// named for what it is.
+struct FileKind {
+  char letter;
+  const char* what;    // as open_envelope's `what`
+  const char* loader;  // the function that reads it
+};
+inline constexpr std::array<FileKind, 3> file_kinds{{{'R', "model", "load_model"},
+                                                     {'G', "graph model", "load_graph_model"},
+                                                     {'C', "checkpoint", "load_checkpoint"}}};
+
 /// Starts a file: magic, version and a size to be filled in by `seal_envelope`.
 inline void begin_envelope(BinaryWriter& w, const Magic& magic, std::uint32_t version) {
   w.put_array(std::span<const std::uint8_t>(magic));
@@ -49,8 +60,13 @@ inline BinaryReader open_envelope(std::span<const std::uint8_t> bytes, const std
                                   const Magic& magic, const std::string& what,
                                   std::uint32_t newest_version) {
   constexpr std::size_t header = 8 + 4 + 8;
-  if (bytes.size() < 8 || std::memcmp(bytes.data(), magic.data(), 8) != 0)
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), magic.data(), 8) != 0) {
+    for (const FileKind& kind : file_kinds)
+      if (bytes.size() >= 8 && std::memcmp(bytes.data(), file_magic(kind.letter).data(), 8) == 0)
+        throw IoError("'" + name + "' is not a stratum " + what + " file: it is a stratum " +
+                      kind.what + " file (read it with " + kind.loader + ")");
     throw IoError("'" + name + "' is not a stratum " + what + " file");
+  }
   if (bytes.size() < header + 8)
     throw IoError("'" + name + "' is truncated: only " + std::to_string(bytes.size()) + " bytes");
   std::uint32_t version = 0;

@@ -43,62 +43,16 @@
 #include "../optimizers/optimizer.hpp"
 #include "../progress.hpp"
 #include "history.hpp"
+#include "model.hpp"
+#include "training.hpp"
 
 namespace stratum {
 
-template <typename T>
-struct FitOptions {
-  int epochs = 1;
-  /// The epoch to start at (0-based), as Keras' initial_epoch: a resumed run trains epochs
-  /// [initial_epoch, epochs).
-  int initial_epoch = 0;
-  Index batch_size = 32;
-  bool shuffle = true;
-  /// Fraction of the data, taken from its *end* before any shuffling (as Keras does), held out
-  /// to validate after each epoch. Ignored when `validation_data` is given.
-  double validation_split = 0.0;
-  const Dataset<T>* validation_data = nullptr;
-  /// 0: silent, 1: progress bar, 2: one line per epoch.
-  int verbose = 1;
-  std::ostream* out = &std::cout;
-  std::vector<Callback<T>*> callbacks;
-};
-
-struct Evaluation {
-  double loss = 0;
-  double accuracy = 0;
-  Index samples = 0;
-};
-
-/// "MaxPooling2D" -> "max_pooling2d", "ReLU" -> "re_lu": Keras' default layer names.
-inline std::string snake_case(const std::string& name) {
-  std::string out;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool upper = c >= 'A' && c <= 'Z';
-    const bool after_lower = i > 0 && name[i - 1] >= 'a' && name[i - 1] <= 'z';
-    const bool starts_word = i > 0 && i + 1 < name.size() && name[i + 1] >= 'a' && name[i + 1] <= 'z';
-    if (upper && (after_lower || starts_word)) out += '_';
-    out += upper ? static_cast<char>(c - 'A' + 'a') : c;
-  }
-  return out;
-}
-
-/// "7400706" -> "7,400,706"
-inline std::string with_thousands(Index value) {
-  const std::string digits = std::to_string(value);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    const std::size_t remaining = digits.size() - i;
-    if (i > 0 && digits[i - 1] != '-' && remaining % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return out;
-}
-
 template <typename T = float>
-class Sequential {
+class Sequential final : public Model<T> {
  public:
+  using Scalar = T;
+
   explicit Sequential(Shape input_shape, std::uint64_t seed = 0)
       : input_shape_(std::move(input_shape)), rng_(seed) {}
 
@@ -151,14 +105,16 @@ class Sequential {
   }
   [[nodiscard]] bool has_loss() const { return loss_ != nullptr; }
   [[nodiscard]] Loss<T>& loss() { return checked(loss_.get(), "a loss"); }
-  [[nodiscard]] Optimizer<T>& optimizer() { return checked(optimizer_.get(), "an optimizer"); }
+  [[nodiscard]] Optimizer<T>& optimizer() override {
+    return checked(optimizer_.get(), "an optimizer");
+  }
   /// The model's random engine: it initialised the weights and shuffles the training data.
-  [[nodiscard]] Random& rng() { return rng_; }
+  [[nodiscard]] Random& rng() override { return rng_; }
   /// Set to true (from a callback) to end `fit` after the current epoch.
-  bool& stop_training() { return stop_training_; }
+  bool& stop_training() override { return stop_training_; }
 
   /// Every weight of every layer, trainable or not (what a model file stores).
-  [[nodiscard]] std::vector<Parameter<T>*> parameters() {
+  [[nodiscard]] std::vector<Parameter<T>*> parameters() override {
     std::vector<Parameter<T>*> all;
     for (auto& l : layers_)
       for (auto* p : l->parameters()) all.push_back(p);
@@ -166,7 +122,7 @@ class Sequential {
   }
 
   /// The weights the optimizer updates.
-  [[nodiscard]] std::vector<Parameter<T>*> trainable_parameters() {
+  [[nodiscard]] std::vector<Parameter<T>*> trainable_parameters() override {
     std::vector<Parameter<T>*> trainable;
     for (auto* p : parameters())
       if (p->trainable) trainable.push_back(p);
@@ -184,11 +140,7 @@ class Sequential {
     const std::string rule(65, '_'), double_rule(65, '=');
     // Columns start at fixed positions, as in Keras; a cell too long still gets a space.
     auto row = [&](const std::string& a, const std::string& b, const std::string& c) {
-      std::string line = ' ' + a;
-      line.append(line.size() < 29 ? 29 - line.size() : 1, ' ');
-      line += b;
-      line.append(line.size() < 55 ? 55 - line.size() : 1, ' ');
-      out << line << c << '\n';
+      detail::summary_row(out, {a, b, c}, {29, 55});
     };
     out << "Model: \"sequential\"\n" << rule << '\n';
     row("Layer (type)", "Output Shape", "Param #");
@@ -199,12 +151,7 @@ class Sequential {
           std::to_string(l.parameter_count()));
       if (i + 1 < layers_.size()) out << '\n';
     }
-    const Index total = parameter_count(), trainable = parameter_count(true);
-    out << double_rule << '\n'
-        << "Total params: " << with_thousands(total) << '\n'
-        << "Trainable params: " << with_thousands(trainable) << '\n'
-        << "Non-trainable params: " << with_thousands(total - trainable) << '\n'
-        << rule << '\n';
+    detail::summary_totals(out, parameter_count(), parameter_count(true), rule.size());
   }
 
   /// Runs the batch x through every layer; returns the model's output (valid until the next
@@ -245,25 +192,10 @@ class Sequential {
 
   History fit(const Dataset<T>& data, const FitOptions<T>& options = {}) {
     check_dataset(data, "fit");
-    if (options.epochs < 0 || options.batch_size < 1 || options.initial_epoch < 0)
-      throw Error("Sequential::fit: epochs and initial_epoch must be >= 0 and batch_size >= 1");
-    if (options.validation_split < 0.0 || options.validation_split >= 1.0)
-      throw Error("Sequential::fit: validation_split must be in [0, 1)");
-
-    const Index n = data.size();
-    const bool split = options.validation_data == nullptr && options.validation_split > 0.0;
-    const Index train_count =
-        split ? static_cast<Index>(static_cast<double>(n) * (1.0 - options.validation_split)) : n;
-    if (train_count < 1) throw Error("Sequential::fit: no training samples");
+    const auto [train_count, val_indices, val_data] =
+        detail::split_for_fit(data, options, "Sequential");
+    if (options.validation_data) check_dataset(*options.validation_data, "fit (validation data)");
     std::vector<Index> train_indices(static_cast<std::size_t>(train_count));
-    std::vector<Index> val_indices;
-    for (Index i = train_count; split && i < n; ++i) val_indices.push_back(i);
-    const Dataset<T>* val_data = split ? &data : options.validation_data;
-    if (options.validation_data) {
-      check_dataset(*options.validation_data, "fit (validation data)");
-      val_indices.resize(static_cast<std::size_t>(options.validation_data->size()));
-      std::iota(val_indices.begin(), val_indices.end(), Index{0});
-    }
 
     History history;
     stop_training_ = false;
@@ -286,8 +218,8 @@ class Sequential {
         const Index first = b * options.batch_size;
         const Index count = std::min(options.batch_size, train_count - first);
         for (auto* c : options.callbacks) c->on_batch_begin(*this, epoch, b);
-        data.gather(std::span<const Index>(train_indices).subspan(static_cast<std::size_t>(first),
-                                                                  static_cast<std::size_t>(count)),
+        data.gather(std::span<const Index>(train_indices)
+                        .subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(count)),
                     batch_x_, batch_labels_);
         loss_sum += train_on_batch(batch_x_, batch_labels_, &correct) * static_cast<double>(count);
         seen += count;
@@ -303,16 +235,17 @@ class Sequential {
       logs.epochs = options.epochs;
       logs.loss = loss_sum / static_cast<double>(seen);
       logs.accuracy = static_cast<double>(correct) / static_cast<double>(seen);
-      if (val_data && !val_indices.empty()) {
+      if (val_data) {
         const Evaluation v = evaluate_indices(*val_data, val_indices, options.batch_size);
         logs.val_loss = v.loss;
         logs.val_accuracy = v.accuracy;
       }
       logs.learning_rate = optimizer().learning_rate();
-      logs.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      logs.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       history.append(logs);
       if (options.verbose == 1) bar.finish(epoch_values(logs));
-      if (options.verbose == 2) print_epoch_line(out, logs);
+      if (options.verbose == 2) detail::print_epoch_line(out, logs, epoch_values(logs));
       for (auto* c : options.callbacks) c->on_epoch_end(*this, logs);
     }
     for (auto* c : options.callbacks) c->on_train_end(*this);
@@ -358,10 +291,11 @@ class Sequential {
 
   void check_dataset(const Dataset<T>& data, const char* where) const {
     if (data.sample_shape() != input_shape_)
-      throw ShapeError(std::string("Sequential::") + where + ": the model expects samples of shape " +
-                       input_shape_.to_batch_string() + ", the data has " +
-                       data.sample_shape().to_batch_string());
-    if (data.size() < 1) throw Error(std::string("Sequential::") + where + ": the dataset is empty");
+      throw ShapeError(std::string("Sequential::") + where +
+                       ": the model expects samples of shape " + input_shape_.to_batch_string() +
+                       ", the data has " + data.sample_shape().to_batch_string());
+    if (data.size() < 1)
+      throw Error(std::string("Sequential::") + where + ": the dataset is empty");
   }
 
   static std::vector<Index> all_indices(const Dataset<T>& data) {
@@ -391,7 +325,8 @@ class Sequential {
     double loss_sum = 0;
     Index correct = 0;
     for_each_batch(data, indices, batch_size, [&](Index, const Tensor<T>& output) {
-      loss_sum += loss().compute(output, batch_labels_, nullptr) * static_cast<double>(output.dim(0));
+      loss_sum +=
+          loss().compute(output, batch_labels_, nullptr) * static_cast<double>(output.dim(0));
       correct += loss().count_correct(output, batch_labels_);
     });
     const auto n = static_cast<double>(indices.size());
@@ -421,14 +356,6 @@ class Sequential {
       values.emplace_back("val_accuracy", *logs.val_accuracy);
     }
     return values;
-  }
-
-  static void print_epoch_line(std::ostream& out, const EpochLogs& logs) {
-    out << "Epoch " << logs.epoch + 1 << '/' << logs.epochs << " - "
-        << format_duration(logs.seconds) << std::fixed << std::setprecision(4);
-    for (const auto& [name, value] : epoch_values(logs)) out << " - " << name << ": " << value;
-    out << std::defaultfloat << '\n';
-    out.flush();
   }
 
   Shape input_shape_;
