@@ -2,8 +2,9 @@
 // of (p - t)^2 over the elements the mask keeps. Keras' MeanSquaredError when there is no mask
 // (the mean over every element of the batch).
 //
-// With m_e the mask value covering element e (1 everywhere without a mask; dense_mask.hpp says
-// how a mask of trailing 1s broadcasts) and M = sum_e m_e the number of kept elements:
+// With m_e the mask entry (0 or 1) covering element e (1 everywhere without a mask;
+// dense_mask.hpp says how a mask of trailing 1s broadcasts) and M = sum_e m_e the number of kept
+// elements:
 //
 //   L          = sum_e m_e (p_e - t_e)^2 / max(M, 1)
 //   dL/dp_e    = 2 m_e (p_e - t_e) / max(M, 1)
@@ -27,35 +28,27 @@ class MeanSquaredError final : public DenseLoss<T> {
 
   double compute(const Tensor<T>& prediction, const Tensor<T>& target, const Tensor<T>* mask,
                  Tensor<T>* d_prediction) const override {
-    if (target.shape() != prediction.shape())
-      throw ShapeError(name() + ": a target of shape " + target.shape().to_string() +
-                       " for a prediction of shape " + prediction.shape().to_string());
-    const Index repeat = mask ? dense_mask_repeat(prediction, *mask, name()) : 1;
-    const Index groups = prediction.size() / repeat;
-    // Sums in double: a 128x128 map of a batch of 32 is half a million terms.
-    double kept = 0, sum = 0;
-    for (Index g = 0; g < groups; ++g) {
-      const double m = mask ? static_cast<double>((*mask)[g]) : 1.0;
-      if (m == 0) continue;
-      kept += m * static_cast<double>(repeat);
-      for (Index e = g * repeat; e < (g + 1) * repeat; ++e) {
-        const double diff = static_cast<double>(prediction[e]) - static_cast<double>(target[e]);
-        sum += m * diff * diff;
+    const DenseMask<T> counted(name(), prediction, target, mask);
+    const double scale = 1.0 / static_cast<double>(std::max<Index>(1, counted.counted_elements()));
+    if (d_prediction) d_prediction->resize(prediction.shape());
+    // Sums in double, in fixed blocks (dense_mask.hpp): a 128x128 map of a batch of 32 is half
+    // a million terms.
+    const double sum = detail::sum_in_blocks(prediction.size(), block, [&](Index begin, Index end) {
+      double partial = 0;
+      for (Index e = begin; e < end; ++e) {
+        const bool counts = counted.counts(e);
+        const double diff =
+            counts ? static_cast<double>(prediction[e]) - static_cast<double>(target[e]) : 0.0;
+        partial += diff * diff;
+        if (d_prediction) (*d_prediction)[e] = static_cast<T>(2.0 * scale * diff);
       }
-    }
-    const double scale = 1.0 / std::max(kept, 1.0);
-    if (d_prediction) {
-      d_prediction->resize(prediction.shape());
-      for (Index g = 0; g < groups; ++g) {
-        const double m = mask ? static_cast<double>((*mask)[g]) : 1.0;
-        for (Index e = g * repeat; e < (g + 1) * repeat; ++e)
-          (*d_prediction)[e] =
-              static_cast<T>(2.0 * scale * m *
-                             (static_cast<double>(prediction[e]) - static_cast<double>(target[e])));
-      }
-    }
+      return partial;
+    });
     return sum * scale;
   }
+
+ private:
+  static constexpr Index block = Index{1} << 14;
 };
 
 }  // namespace stratum
