@@ -1,6 +1,7 @@
 // Kernels one by one at the notebook's shapes: each convolution pass as plain reference loops,
 // as tiled im2col + GEMM and as the direct kernel (where it applies), plus the pooling and the
-// GEMM itself. Argument 0 is the batch size.
+// GEMM itself; then the detector's new shapes: a stride-2 convolution, a depthwise convolution
+// (reference loops and the fast kernels) and the upsampling. Argument 0 is the batch size.
 #include "bench_common.hpp"
 
 namespace stratum::bench {
@@ -154,6 +155,72 @@ BENCHMARK(conv1_pool1_fused_forward)->Arg(32)->Unit(benchmark::kMillisecond)->Us
 BENCHMARK(conv1_pool1_fused_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(conv2_pool2_fused_forward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(conv2_pool2_fused_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+
+/// A stride-2 "same" 3x3 convolution, 128x128x16 -> 64x64x32: the down-sampling step of a
+/// detector's backbone. Forward and backward weights run the direct kernels (F = 32), backward
+/// data im2col + GEMM.
+WindowGeometry stride2_geometry(Index batch) {
+  return make_window_geometry(batch, 128, 128, 16, 3, 2, Padding::same, 32);
+}
+#define STRATUM_STRIDE2_BENCH(name, pass, kernel)                                           \
+  void name(benchmark::State& state) { convolution<pass, kernel>(state, stride2_geometry); } \
+  BENCHMARK(name)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()
+STRATUM_STRIDE2_BENCH(conv_stride2_forward_im2col, Pass::forward, Kernel::im2col);
+STRATUM_STRIDE2_BENCH(conv_stride2_forward_direct, Pass::forward, Kernel::direct);
+STRATUM_STRIDE2_BENCH(conv_stride2_backward_data_im2col, Pass::backward_data, Kernel::im2col);
+STRATUM_STRIDE2_BENCH(conv_stride2_backward_weights_im2col, Pass::backward_weights, Kernel::im2col);
+STRATUM_STRIDE2_BENCH(conv_stride2_backward_weights_direct, Pass::backward_weights, Kernel::direct);
+
+/// A depthwise 3x3 "same" convolution over 128x128x32 (multiplier 1), with the given stride:
+/// each pass as reference loops and as the fast kernels. FLOPs: 2 * N * OH * OW * KH * KW * C*M.
+template <Pass pass, bool reference>
+void depthwise(benchmark::State& state, Index stride) {
+  const WindowGeometry g =
+      make_window_geometry(state.range(0), 128, 128, 32, 3, stride, Padding::same, 32);
+  const auto x = random_buffer(g.batch * g.in_h * g.in_w * g.in_c, 1);
+  const auto w = random_buffer(g.kernel_h * g.kernel_w * g.out_c, 2);
+  const auto b = random_buffer(g.out_c, 3);
+  const auto dz = random_buffer(g.batch * g.out_pixels() * g.out_c, 4);
+  std::vector<float> z(dz.size()), dx(x.size()), dw(w.size()), db(b.size());
+  kernels::DepthwiseConv2DWorkspace<float> ws;
+  for (auto _ : state) {
+    if constexpr (pass == Pass::forward) {
+      if constexpr (reference) kernels::depthwise_conv2d_forward_reference(g, x.data(), w.data(), b.data(), z.data());
+      else kernels::depthwise_conv2d_forward(g, x.data(), w.data(), b.data(), z.data(), ws);
+      benchmark::DoNotOptimize(z.data());
+    } else if constexpr (pass == Pass::backward_data) {
+      if constexpr (reference) kernels::depthwise_conv2d_backward_data_reference(g, dz.data(), w.data(), dx.data());
+      else kernels::depthwise_conv2d_backward_data(g, dz.data(), w.data(), dx.data(), ws);
+      benchmark::DoNotOptimize(dx.data());
+    } else {
+      if constexpr (reference) kernels::depthwise_conv2d_backward_weights_reference(g, x.data(), dz.data(), dw.data(), db.data());
+      else kernels::depthwise_conv2d_backward_weights(g, x.data(), dz.data(), dw.data(), db.data(), ws);
+      benchmark::DoNotOptimize(dw.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  report(state, 2.0 * double(g.batch * g.out_pixels() * g.kernel_h * g.kernel_w * g.out_c), double(g.batch));
+}
+
+#define STRATUM_DEPTHWISE_BENCH(name, pass, reference, stride)                 \
+  void name(benchmark::State& state) { depthwise<pass, reference>(state, stride); } \
+  BENCHMARK(name)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_forward_reference, Pass::forward, true, 1);
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_forward, Pass::forward, false, 1);
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_backward_data_reference, Pass::backward_data, true, 1);
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_backward_data, Pass::backward_data, false, 1);
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_backward_weights_reference, Pass::backward_weights, true, 1);
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_backward_weights, Pass::backward_weights, false, 1);
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_stride2_forward, Pass::forward, false, 2);
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_stride2_backward_data, Pass::backward_data, false, 2);
+STRATUM_DEPTHWISE_BENCH(depthwise3x3_stride2_backward_weights, Pass::backward_weights, false, 2);
+
+/// UpSampling2D by 2 over 64x64x32 (a detector's top-down path): memory-bound copies and sums.
+void upsampling2d_forward(benchmark::State& s) { layer_pass(s, UpSampling2D<float>(2), {64, 64, 32}, false); }
+void upsampling2d_backward(benchmark::State& s) { layer_pass(s, UpSampling2D<float>(2), {64, 64, 32}, true); }
+BENCHMARK(upsampling2d_forward)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(upsampling2d_backward)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace stratum::bench

@@ -402,3 +402,48 @@ TEST_CASE("Conv2D fused with MaxPool2D: what cannot be fused is refused by name"
   Tensor<float> wrong({1, 9, 8, 2});
   CHECK_THROWS_AS(conv.forward_pooled(wrong, disjoint, pooled), ShapeError);
 }
+
+TEST_CASE("conv2d stride 2: the fast kernels match the reference") {
+  // Stride 2 runs forward and backward weights on the direct kernels (filter counts 8 to 64)
+  // or im2col + GEMM (others), and backward data on im2col + GEMM. "same" padding with stride
+  // 2 pads nothing on top for even sizes (TensorFlow puts the odd row below) and one row on
+  // each side for odd ones: both are here, with batch 1 and odd sizes.
+  testing::for_each_simd_path([] {
+    compare_with_reference<float>({1, 9, 7, 3, 16, 3, 2, Padding::same}, 21, 2e-5);
+    compare_with_reference<float>({1, 10, 12, 16, 32, 3, 2, Padding::same}, 22, 2e-5);
+    compare_with_reference<float>({2, 11, 11, 8, 7, 3, 2, Padding::same}, 23, 2e-5);
+    compare_with_reference<double>({1, 13, 9, 5, 8, 3, 2, Padding::valid}, 24, 1e-12);
+    compare_with_reference<double>({3, 8, 8, 4, 5, 2, 2, Padding::valid}, 25, 1e-12);
+    compare_with_reference<double>({1, 7, 6, 2, 64, 5, 2, Padding::same}, 26, 1e-12);
+    compare_with_reference<float>({1, 33, 31, 16, 32, 3, 2, Padding::same}, 27, 2e-5);
+  });
+}
+
+TEST_CASE("Conv2D stride 2 layer: the kernels the layer picks agree with the reference") {
+  // The layer's own dispatch (kernels::conv2d_forward / conv2d_backward), fused activation and
+  // all, against the reference loops and a ReLU applied by hand.
+  for (Index filters : {Index{16}, Index{6}}) {
+    Random rng(9);
+    Conv2D<float> conv(filters, 3, Activation::relu, 2, Padding::same);
+    conv.build({11, 10, 4}, rng);
+    Tensor<float> x({1, 11, 10, 4}), y, dx;
+    for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+    conv.forward(x, y, Mode::training);
+    const WindowGeometry g = make_window_geometry(1, 11, 10, 4, 3, 2, Padding::same, filters);
+    std::vector<float> z(static_cast<std::size_t>(y.size()));
+    kernels::conv2d_forward_reference(g, x.data(), conv.kernel().value.data(),
+                                      conv.bias().value.data(), z.data());
+    for (auto& v : z) v = std::max(v, 0.0f);
+    INFO("filters " << filters);
+    CHECK(worst_scaled_difference(y.data(), z.data(), z.size()) <= 2e-5);
+    Tensor<float> dy(y.shape());
+    for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+    conv.backward(x, y, dy, &dx);
+    std::vector<float> dz(static_cast<std::size_t>(y.size())),
+        dx_ref(static_cast<std::size_t>(x.size()));
+    for (Index i = 0; i < y.size(); ++i) dz[static_cast<std::size_t>(i)] = y[i] > 0 ? dy[i] : 0.0f;
+    kernels::conv2d_backward_data_reference(g, dz.data(), conv.kernel().value.data(),
+                                            dx_ref.data());
+    CHECK(worst_scaled_difference(dx.data(), dx_ref.data(), dx_ref.size()) <= 2e-5);
+  }
+}

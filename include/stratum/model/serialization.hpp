@@ -29,6 +29,7 @@
 #include "../layers/batch_normalization.hpp"
 #include "../layers/conv2d.hpp"
 #include "../layers/dense.hpp"
+#include "../layers/depthwise_conv2d.hpp"
 #include "../layers/dropout.hpp"
 #include "../layers/flatten.hpp"
 #include "../layers/global_average_pooling2d.hpp"
@@ -36,6 +37,7 @@
 #include "../layers/relu.hpp"
 #include "../layers/sigmoid.hpp"
 #include "../layers/softmax.hpp"
+#include "../layers/upsampling2d.hpp"
 #include "../losses/binary_crossentropy.hpp"
 #include "../losses/sparse_categorical_crossentropy.hpp"
 #include "sequential.hpp"
@@ -79,6 +81,13 @@ std::unique_ptr<Layer<T>> layer_from_config(const LayerConfig& c) {
     return std::make_unique<Conv2D<T>>(index("filters"), Size2{index("kernel_h"), index("kernel_w")},
                                        activation(), Size2{index("stride_h"), index("stride_w")},
                                        padding());
+  if (c.type == "DepthwiseConv2D")
+    return std::make_unique<DepthwiseConv2D<T>>(
+        Size2{index("kernel_h"), index("kernel_w")}, Size2{index("stride_h"), index("stride_w")},
+        padding(), index("depth_multiplier"), activation(),
+        detail::config_index(c, "use_bias", 0, 1) == 1);
+  if (c.type == "UpSampling2D")
+    return std::make_unique<UpSampling2D<T>>(Size2{index("size_h"), index("size_w")});
   if (c.type == "MaxPooling2D")
     return std::make_unique<MaxPool2D<T>>(Size2{index("pool_h"), index("pool_w")},
                                           Size2{index("stride_h"), index("stride_w")}, padding());
@@ -99,6 +108,9 @@ std::unique_ptr<Layer<T>> layer_from_config(const LayerConfig& c) {
 inline double parameter_count(const LayerConfig& c, const Shape& input) {
   if (c.type == "Conv2D" && input.rank() == 3)
     return c.get("kernel_h") * c.get("kernel_w") * double(input[2]) * c.get("filters") + c.get("filters");
+  if (c.type == "DepthwiseConv2D" && input.rank() == 3)
+    return c.get("kernel_h") * c.get("kernel_w") * double(input[2]) * c.get("depth_multiplier") +
+           c.get("use_bias") * double(input[2]) * c.get("depth_multiplier");
   if (c.type == "Dense" && input.rank() == 1) return double(input[0]) * c.get("units") + c.get("units");
   if (c.type == "BatchNormalization" && input.rank() >= 1) return 4.0 * double(input[input.rank() - 1]);
   return 0;
