@@ -91,8 +91,10 @@ TEST_CASE("letterbox boxes: image -> letterbox -> image is the identity") {
 
 TEST_CASE("letterbox pixels: the photo under its mapped box, padding around it") {
   const Rgb blue{20, 40, 200}, red{230, 20, 10};
-  for (const auto& [width, height, size] : {std::tuple{400, 267, 512}, std::tuple{193, 400, 128},
-                                            std::tuple{600, 450, 160}, std::tuple{45, 27, 64}}) {
+  const std::tuple<int, int, int> shapes[] = {
+      {400, 267, 512}, {193, 400, 128}, {600, 450, 160}, {45, 27, 64}};
+  for (const auto& shape : shapes) {
+    const int width = std::get<0>(shape), height = std::get<1>(shape), size = std::get<2>(shape);
     CAPTURE(width);
     const Box face{std::floor(0.3f * width), std::floor(0.4f * height), std::floor(0.6f * width),
                    std::floor(0.8f * height)};
