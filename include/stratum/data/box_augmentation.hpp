@@ -15,8 +15,9 @@
 //
 // Pixels: output pixel (i, j) takes the bilinear sample of the scene at the source point of its
 // centre (j + 1/2, i + 1/2); centres that fall outside the scene get the letterbox padding
-// colour. Bilinear sampling slightly aliases when s < 1/2; the scales drawn here stay above
-// that for scenes up to 1.6 S wide.
+// colour. Bilinear sampling aliases slightly when s < 1/2; with the default scales that needs
+// a scene's longer side above 1.2 S (none of the face-mask scenes at S = 512: they are at most
+// 600 px).
 //
 // Boxes: mapped like the points, then clipped to the square. A face cut by the window is kept
 // when at least `min_visible` (default 1/2) of its area stays inside: half a face still looks

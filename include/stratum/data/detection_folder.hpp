@@ -28,7 +28,6 @@
 #include <atomic>
 #include <exception>
 #include <filesystem>
-#include <iomanip>
 #include <iostream>
 #include <map>
 #include <set>
