@@ -25,6 +25,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -72,16 +73,23 @@ struct LabelledImages {
   }
 };
 
-/// Groups of byte-identical files: each group's member indices, for groups of two or more.
-inline std::vector<std::vector<Index>> duplicate_groups(const LabelledImages& images) {
+/// Groups of equal content hashes (byte-identical files): each group's member indices, for
+/// groups of two or more.
+inline std::vector<std::vector<Index>> duplicate_groups(
+    std::span<const std::uint64_t> content_hashes) {
   std::map<std::uint64_t, std::vector<Index>> by_hash;
-  for (Index i = 0; i < images.count(); ++i)
-    by_hash[images.content_hashes[static_cast<std::size_t>(i)]].push_back(i);
+  for (std::size_t i = 0; i < content_hashes.size(); ++i)
+    by_hash[content_hashes[i]].push_back(static_cast<Index>(i));
   std::vector<std::vector<Index>> groups;
   for (auto& [hash, members] : by_hash)
     if (members.size() > 1) groups.push_back(std::move(members));
   std::sort(groups.begin(), groups.end());
   return groups;
+}
+
+/// Groups of byte-identical files of `images` (see above).
+inline std::vector<std::vector<Index>> duplicate_groups(const LabelledImages& images) {
+  return duplicate_groups(images.content_hashes);
 }
 
 namespace detail {
