@@ -285,17 +285,20 @@ class DetectionEvaluator {
     m.name = names_[static_cast<std::size_t>(class_id)];
     std::vector<Box> truth;
     std::vector<Detection> detections;
-    std::vector<Ranked> voc, coco[10];
+    std::vector<Ranked> voc;
+    std::array<std::vector<Ranked>, 10> coco;
     for (const auto& image : images_) {
       select(image, class_id, truth, detections);
       m.ground_truths += static_cast<Index>(truth.size());
       m.detections += static_cast<Index>(detections.size());
       match_voc(truth, detections, voc);
-      for (int t = 0; t < 10; ++t) match_coco(truth, detections, 0.5 + 0.05 * t, coco[t]);
+      for (std::size_t t = 0; t < 10; ++t)
+        match_coco(truth, detections, 0.5 + 0.05 * static_cast<double>(t), coco[t]);
     }
 
     std::vector<double> recall, precision;
     curve(voc, m.ground_truths, 0.0, recall, precision);
+    // `voc` is ranked now: the detections above the threshold are its head.
     for (const auto& r : voc) {
       if (!(r.score >= threshold)) break;
       ++(r.matched ? m.true_positives : m.false_positives);
@@ -303,11 +306,10 @@ class DetectionEvaluator {
     if (m.ground_truths == 0) return m;
     m.voc_ap50 = voc_all_point_average_precision(recall, precision);
     double sum = 0;
-    for (int t = 0; t < 10; ++t) {
+    for (std::size_t t = 0; t < 10; ++t) {
       curve(coco[t], m.ground_truths, 0x1.0p-52, recall, precision);
-      m.coco_ap_at[static_cast<std::size_t>(t)] =
-          coco_101_point_average_precision(recall, precision);
-      sum += m.coco_ap_at[static_cast<std::size_t>(t)];
+      m.coco_ap_at[t] = coco_101_point_average_precision(recall, precision);
+      sum += m.coco_ap_at[t];
     }
     m.coco_ap = sum / 10;
     return m;
