@@ -80,6 +80,13 @@ def generate(rng):
     for _ in range(IMAGES):
         truth = [(random_box(rng), int(rng.choice(3, p=[0.6, 0.3, 0.1])))
                  for _ in range(rng.integers(0, 10))]
+        # Crowds: a neighbour overlapping a box by about half, so that a detection's best box
+        # may be taken while another is free (where VOC's and COCO's matching differ).
+        for box, class_id in list(truth):
+            if rng.random() < 0.4:
+                w = box[2] - box[0]
+                truth.append((quantise(box + rng.uniform(0.15, 0.35) * w * np.array([1, 0, 1, 0])),
+                              class_id))
         proposals = []  # (how to draw a box, its class)
         for box, class_id in truth:
             for _ in range(int(rng.random() < 0.85) + int(rng.random() < 0.2)):
