@@ -30,6 +30,9 @@
 
 #include "architectures.hpp"
 #include "cli.hpp"
+#if STRATUM_DETECTOR_COMMANDS  // they read Pascal VOC files: built where pugixml is
+#include "detector_commands.hpp"
+#endif
 
 namespace fs = std::filesystem;
 using namespace stratum;
@@ -659,7 +662,9 @@ constexpr const char* usage =
     "commands:\n"
     "  train     train on a folder of photos (with_mask/, without_mask/) and save the model\n"
     "  evaluate  accuracy, precision, recall, F1 and confusion matrix of a saved model\n"
-    "  predict   classify image files, or every image in a folder, with a saved model\n\n"
+    "  predict   classify image files, or every image in a folder, with a saved model\n"
+    "  train-detector     train a detector of every face in a scene (VOC scene folder)\n"
+    "  evaluate-detector  AP50 per class, mean AP, COCO AP and recall of a saved detector\n\n"
     "Run 'mask_detector COMMAND --help' for the options of each.\n";
 
 }  // namespace
@@ -671,6 +676,10 @@ int main(int argc, char** argv) {
     if (command == "train") return train(args);
     if (command == "evaluate") return evaluate(args);
     if (command == "predict") return predict(args);
+#if STRATUM_DETECTOR_COMMANDS
+    if (command == "train-detector") return mask_detection::train_detector(args);
+    if (command == "evaluate-detector") return mask_detection::evaluate_detector(args);
+#endif
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << usage;
       return 0;

@@ -1,0 +1,354 @@
+// mask_detector's detector commands:
+//
+//   train-detector    --data DIR [--test-list FILE] [options]   train and save a detector
+//   evaluate-detector --data DIR --model FILE [--test-list FILE] [--json]
+//
+// DIR holds images/ and annotations/ (Pascal VOC), as Kaggle's "Face Mask Detection" archive
+// (andrewmvd/face-mask-detection) unpacks. A detector model file is a graph model
+// (save_graph_model) whose metadata holds "kind" = "detector", "input_size" (the letterbox
+// side S), "stride" (4), "classes" (comma-separated, in heatmap channel order) and "design"
+// ("one-stage"), and whose outputs are, in order: heatmap logits (S/4, S/4, classes), size
+// (S/4, S/4, 2: log of width and height in cells) and offset (S/4, S/4, 2: the centre's
+// position in its cell), as detection/centernet_targets.hpp and decode.hpp define them.
+#pragma once
+
+#include <stratum/callbacks/learning_rate_scheduler.hpp>
+#include <stratum/model/checkpoint.hpp>
+#include <stratum/model/graph_serialization.hpp>
+#include <stratum/plot.hpp>
+#include <stratum/progress.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "detector_data.hpp"
+#include "detector_evaluation.hpp"
+#include "detector_model.hpp"
+
+namespace mask_detection {
+
+namespace detector_detail {
+
+namespace fs = std::filesystem;
+
+/// Where decoded scenes are cached unless --cache-dir says otherwise: the build folder (never
+/// the data folder, which is only read).
+inline fs::path default_detector_cache() {
+#ifdef STRATUM_BUILD_CACHE_DIR
+  return STRATUM_BUILD_CACHE_DIR;
+#else
+  return fs::temp_directory_path() / "stratum-cache";
+#endif
+}
+
+inline const std::vector<OptionSpec> detector_data_options{
+    {"data", "DIR", "scene folder with images/ and annotations/ (Pascal VOC)"},
+    {"test-list", "FILE",
+     "the test scenes, one name a line (default: a seeded 80/20 split by scene)"},
+    {"cache-dir", "DIR", "where decoded scenes are cached (default: the build folder's cache/)"},
+    {"no-cache", "", "decode every scene, read and write no cache"},
+    {"strict", "", "stop at the first bad file or object instead of warning and leaving it out"},
+    {"threads", "N", "threads to use (default: all cores)"},
+    {"help", "", "show this help"},
+};
+
+inline std::vector<OptionSpec> with_detector_data_options(std::vector<OptionSpec> specs) {
+  specs.insert(specs.end(), detector_data_options.begin(), detector_data_options.end());
+  return specs;
+}
+
+/// Prints `text` and the options for --help (true), or checks that there are no positionals.
+inline bool help_requested(const Arguments& args, const std::string& text) {
+  if (args.has("help")) {
+    std::cout << text << args.help();
+    return true;
+  }
+  if (!args.positional().empty())
+    throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+  return false;
+}
+
+inline fs::path data_folder(const Arguments& args) {
+  if (!args.has("data"))
+    throw UsageError(
+        "--data DIR is needed: a folder with images/ and annotations/, as the Kaggle dataset "
+        "andrewmvd/face-mask-detection unpacks");
+  return args.get("data", "");
+}
+
+inline DetectorData load_data(const Arguments& args, std::uint64_t seed, std::ostream& out) {
+  if (args.has("threads"))
+    stratum::set_num_threads(static_cast<int>(args.get_int("threads", 0, 1, 1024)));
+  const fs::path cache = args.has("no-cache") ? fs::path{}
+                                              : fs::path(args.get("cache-dir",
+                                                                  default_detector_cache().string()));
+  if (!cache.empty()) fs::create_directories(cache);
+  return load_detector_data(data_folder(args), args.get("test-list", ""), args.has("strict"),
+                            cache, seed, out);
+}
+
+/// Scores the model on a part of the scenes.
+inline DetectorScores score_part(stratum::GraphModel<float>& model, const DetectorData& data,
+                                 const std::vector<stratum::Index>& part, int input_size,
+                                 float threshold) {
+  const auto encoding = detector_encoding(static_cast<int>(data.scenes.class_names.size()));
+  const DetectorSamples samples(data.scenes, part, input_size, encoding);
+  return score_detections(data.scenes, part, detect_scenes(model, samples, encoding), threshold);
+}
+
+/// The operating threshold of precision and recall: a detection counts from this score on.
+inline constexpr float default_operating_threshold = 0.3f;
+
+/// After each epoch: AP50 on the validation scenes, printed and added to the epoch's figures
+/// ("val_ap50": the mean over with_mask and without_mask, "val_map50": all three classes), then
+/// the epoch handed to `next` (the checkpoint, which records the history), so that the history
+/// CSV and the checkpoint hold them.
+class ValidationAveragePrecision final : public stratum::Callback<float> {
+ public:
+  ValidationAveragePrecision(stratum::GraphModel<float>& model, const DetectorData& data,
+                             int input_size, stratum::Callback<float>& next, std::ostream& out)
+      : model_(model), data_(data), input_size_(input_size), next_(next), out_(out) {}
+
+  void on_train_begin(stratum::Model<float>& m) override { next_.on_train_begin(m); }
+  void on_epoch_begin(stratum::Model<float>& m, int epoch) override {
+    next_.on_epoch_begin(m, epoch);
+  }
+  void on_epoch_end(stratum::Model<float>& m, const stratum::EpochLogs& logs) override {
+    const DetectorScores s = score_part(model_, data_, data_.split.validation, input_size_,
+                                        default_operating_threshold);
+    stratum::EpochLogs with_ap = logs;
+    const double mean = s.all.mean_voc_ap50(headline_classes).value_or(0.0);
+    const double map = s.all.mean_voc_ap50().value_or(0.0);
+    with_ap.named.emplace_back("val_ap50", mean);
+    with_ap.named.emplace_back("val_map50", map);
+    out_ << "  validation AP50: ";
+    for (const auto& c : s.all.classes) out_ << c.name << ' ' << detail::figure(c.voc_ap50) << ", ";
+    out_ << "mean (with_mask, without_mask) " << detail::figure(mean) << ", three-class "
+         << detail::figure(map) << std::endl;
+    next_.on_epoch_end(m, with_ap);
+  }
+  void on_train_end(stratum::Model<float>& m) override { next_.on_train_end(m); }
+
+ private:
+  stratum::GraphModel<float>& model_;
+  const DetectorData& data_;
+  int input_size_;
+  stratum::Callback<float>& next_;
+  std::ostream& out_;
+};
+
+inline std::string data_fingerprint(const stratum::SceneCollection& scenes) {
+  stratum::Fnv1a h;
+  for (const auto& s : scenes.scenes) h.add(s.name).add(s.content_hash);
+  std::ostringstream out;
+  out << std::hex << std::setw(16) << std::setfill('0') << h.value();
+  return out.str();
+}
+
+}  // namespace detector_detail
+
+inline int train_detector(const std::vector<std::string>& raw) {
+  using namespace stratum;
+  using namespace detector_detail;
+  const auto start = std::chrono::steady_clock::now();
+  const Arguments args(
+      raw, with_detector_data_options({
+               {"epochs", "N", "training epochs (default: 40)"},
+               {"batch", "N", "batch size (default: 16)"},
+               {"lr", "RATE", "peak learning rate of Adam (default: 0.002)"},
+               {"warmup", "N", "epochs of linear warm-up before the cosine decay (default: 1)"},
+               {"weight-decay", "W", "AdamW's decoupled weight decay, 0 for Adam (default: 0)"},
+               {"input-size", "S", "letterbox side, a multiple of 32 (default: 384)"},
+               {"no-augment", "", "train on the letterboxed scenes as they are"},
+               {"seed", "N", "seed of the split, the weights, the order and augmentation (default: 42)"},
+               {"out", "FILE", "where to save the detector (default: mask_detector_detector.stmodel)"},
+               {"checkpoint", "FILE", "checkpoint after every epoch (default: FILE + .checkpoint)"},
+               {"resume", "", "continue the interrupted run from its checkpoint (same options)"},
+               {"history", "FILE", "training history as CSV (default: FILE's stem + .history.csv)"},
+               {"plot", "FILE", "training curves as PNG (default: FILE's stem + .history.png)"},
+               {"quiet", "", "no progress bar, one line per epoch"},
+           }));
+  if (help_requested(
+          args,
+          "usage: mask_detector train-detector --data DIR [--test-list FILE] [options]\n\n"
+          "Trains a CenterNet-style detector that finds every face and labels it with_mask,\n"
+          "without_mask or mask_weared_incorrect. The split is by scene (--test-list, or a\n"
+          "seeded 80/20 split), 10 % of the training scenes held out for validation, and\n"
+          "identical images kept together. Adam with a warm-up and cosine decay; random\n"
+          "scale, crop, flip and colour; validation AP50 after every epoch; a checkpoint after\n"
+          "every epoch lets --resume finish an interrupted run.\n\n"))
+    return 0;
+  const int epochs = static_cast<int>(args.get_int("epochs", 40, 0, 100000));
+  const Index batch = args.get_int("batch", 16, 1, 4096);
+  const double lr = args.get_double("lr", 0.002, 1e-9, 10.0);
+  const int warmup_epochs = static_cast<int>(args.get_int("warmup", 1, 0, 100000));
+  const double weight_decay = args.get_double("weight-decay", 0.0, 0.0, 1.0);
+  const int input_size = static_cast<int>(args.get_int("input-size", 384, 32, 4096));
+  if (input_size % 32 != 0) throw UsageError("--input-size must be a multiple of 32");
+  const bool augment = !args.has("no-augment");
+  const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 42, 0, 1L << 62));
+  const fs::path model_path = args.get("out", "mask_detector_detector.stmodel");
+  fs::path stem = model_path;
+  stem.replace_extension();
+  const fs::path history_path = args.get("history", stem.string() + ".history.csv");
+  const fs::path plot_path = args.get("plot", stem.string() + ".history.png");
+  const fs::path checkpoint_path = args.get("checkpoint", model_path.string() + ".checkpoint");
+  if (args.has("resume") && !fs::exists(checkpoint_path))
+    throw Error("no checkpoint at '" + checkpoint_path.string() +
+                "' to resume from (a finished run removes it)");
+
+  const DetectorData data = load_data(args, seed, std::cout);
+  const auto classes = static_cast<int>(data.scenes.class_names.size());
+  const CenterNetEncoding encoding = detector_encoding(classes);
+  auto model = build_detector_network(input_size, classes, seed);
+  compile_detector(*model, lr, weight_decay);
+  model->summary();
+  std::cout << std::fixed << std::setprecision(2) << "Input " << input_size << "x" << input_size
+            << ": " << with_thousands(model->parameter_count()) << " parameters, "
+            << detector_multiply_adds(*model) / 1e9 << " G multiply-adds per image ("
+            << detector_multiply_adds(*model) * 2 / 1e9 << " GFLOP)\nThreads: " << num_threads()
+            << "\n\n";
+
+  BoxAugmenter augmenter(seed + 2, input_size);
+  const DetectorSamples train_data(data.scenes, data.split.train, input_size, encoding,
+                                   augment ? &augmenter : nullptr);
+  const DetectorSamples validation_data(data.scenes, data.split.validation, input_size, encoding);
+  const auto steps_per_epoch =
+      static_cast<long long>((data.split.train.size() + std::size_t(batch) - 1) / std::size_t(batch));
+  const long long warmup_steps = steps_per_epoch * warmup_epochs;
+  LearningRateScheduler<float> schedule(warmup(
+      std::max(1LL, warmup_steps),
+      cosine_decay(lr, std::max(1LL, steps_per_epoch * epochs), 0.0)));
+
+  // Everything that shapes the run: a checkpoint resumes only the run it was written by.
+  std::ostringstream settings;
+  settings << "epochs=" << epochs << " batch=" << batch << " lr=" << lr
+           << " warmup=" << warmup_epochs << " weight_decay=" << weight_decay
+           << " input_size=" << input_size << " augment=" << augment << " seed=" << seed
+           << " test_list=" << args.get("test-list", "") << " data=" << data_fingerprint(data.scenes);
+  Metadata run_metadata{{"run_settings", settings.str()},
+                        {"threads", std::to_string(num_threads())}};
+  std::vector<Stateful*> state{&schedule, &augmenter};
+  TrainingProgress progress;
+  progress.metadata = run_metadata;
+  if (args.has("resume")) {
+    progress = load_checkpoint(checkpoint_path, *model, state);
+    if (progress.metadata["run_settings"] != settings.str())
+      throw Error("'" + checkpoint_path.string() +
+                  "' was written by a run with other settings:\n  checkpoint: " +
+                  progress.metadata["run_settings"] + "\n  now:        " + settings.str() +
+                  "\nresume with the same options");
+    std::cout << "Resuming from " << checkpoint_path.string() << " after epoch "
+              << progress.completed_epochs << "\n";
+  }
+  TrainingCheckpoint<float, GraphModel<float>> checkpoint(checkpoint_path, progress,
+                                                          {state.begin(), state.end()});
+  ValidationAveragePrecision validation_ap(*model, data, input_size, checkpoint, std::cout);
+
+  FitOptions<float, DenseDataset<float>> options;
+  options.epochs = epochs;
+  options.initial_epoch = progress.stop_training ? epochs : progress.completed_epochs;
+  options.batch_size = batch;
+  options.validation_data = &validation_data;
+  options.verbose = args.has("quiet") ? 2 : 1;
+  options.callbacks = {&schedule, &validation_ap};
+  model->fit(train_data, options);
+  const History& history = checkpoint.progress().history;
+
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  DetectorInfo info;
+  info.input_size = input_size;
+  info.classes = data.scenes.class_names;
+  Metadata metadata = detector_metadata(info);
+  metadata.insert(run_metadata.begin(), run_metadata.end());
+  metadata["split_seed"] = std::to_string(seed);
+  metadata["test_list"] = fs::path(args.get("test-list", "")).filename().string();
+  metadata["data_fingerprint"] = data_fingerprint(data.scenes);
+  metadata["epochs"] = std::to_string(history.epochs());
+  metadata["stratum_version"] = stratum::version;
+  save_graph_model(*model, model_path, metadata);
+  fs::remove(checkpoint_path);  // the run is complete: nothing left to resume
+  if (history.epochs() > 0) {
+    history.write_csv(history_path.string());
+    write_history_plot(history, plot_path, "mask_detector train-detector");
+  }
+  std::cout << "\nSaved the detector to " << model_path.string();
+  if (history.epochs() > 0)
+    std::cout << ", the history to " << history_path.string() << " and " << plot_path.string();
+  std::cout << "\nTotal time " << format_duration(seconds) << " (" << std::fixed
+            << std::setprecision(1) << seconds << " s)\n"
+            << "Test figures: mask_detector evaluate-detector --data DIR --model "
+            << model_path.string() << (args.has("test-list") ? " --test-list FILE" : "") << '\n';
+  return 0;
+}
+
+inline int evaluate_detector(const std::vector<std::string>& raw) {
+  using namespace stratum;
+  using namespace detector_detail;
+  const Arguments args(raw, with_detector_data_options({
+                                {"model", "FILE", "the detector to score"},
+                                {"json", "", "print the figures as JSON"},
+                                {"threshold", "P",
+                                 "score from which a detection counts for precision and recall "
+                                 "(default: 0.3)"},
+                            }));
+  if (help_requested(
+          args,
+          "usage: mask_detector evaluate-detector --data DIR --model FILE [--test-list FILE] "
+          "[--json]\n\n"
+          "Scores a detector on the test scenes of DIR (the scenes of --test-list, or the\n"
+          "seeded split stored in the model): per-class VOC AP50, their mean over with_mask\n"
+          "and without_mask (the headline), the three-class mAP50, COCO AP[.5:.95], precision\n"
+          "and recall, and the same by box size.\n\n"))
+    return 0;
+  if (!args.has("model")) throw UsageError("--model FILE is needed");
+  const fs::path model_path = args.get("model", "");
+  auto loaded = load_graph_model<float>(model_path);
+  const DetectorInfo info = read_detector_info(loaded.metadata, model_path.string());
+  if (info.design != "one-stage" || info.classes != detector_classes)
+    throw Error("'" + model_path.string() + "' is a " + info.design + " detector of classes " +
+                join_names(info.classes) + "; evaluate-detector scores one-stage detectors of " +
+                join_names(detector_classes));
+  if (info.stride != detector_stride)
+    throw Error("'" + model_path.string() + "' has stride " + std::to_string(info.stride) +
+                ", not " + std::to_string(detector_stride));
+  const float threshold = static_cast<float>(
+      args.get_double("threshold", default_operating_threshold, 0.0, 1.0));
+  const auto seed = static_cast<std::uint64_t>(
+      std::stoull(loaded.metadata.count("split_seed") ? loaded.metadata["split_seed"] : "42"));
+  const bool json = args.has("json");
+  std::ostream& log = json ? std::cerr : std::cout;  // stdout holds the JSON alone
+  const DetectorData data = load_data(args, seed, log);
+  if (loaded.metadata.count("data_fingerprint") &&
+      loaded.metadata["data_fingerprint"] != data_fingerprint(data.scenes))
+    std::cerr << "warning: " << data_folder(args).string()
+              << " is not the dataset this detector was trained on\n";
+  if (!args.has("test-list") && !loaded.metadata["test_list"].empty())
+    std::cerr << "warning: the detector was trained with --test-list "
+              << loaded.metadata["test_list"]
+              << "; without it, the seeded test part may hold its training scenes\n";
+
+  const auto begin = std::chrono::steady_clock::now();
+  const DetectorScores scores =
+      score_part(*loaded.model, data, data.split.test, info.input_size, threshold);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  if (json) {
+    std::cout << scores_to_json(scores) << '\n';
+  } else {
+    std::cout << "\nTest part: " << data.split.test.size() << " scenes, model "
+              << model_path.string() << " (input " << info.input_size << ", "
+              << format_duration(seconds) << " to detect and score)\n\n"
+              << scores_to_text(scores);
+  }
+  return 0;
+}
+
+}  // namespace mask_detection
