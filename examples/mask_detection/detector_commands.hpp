@@ -85,12 +85,12 @@ inline fs::path data_folder(const Arguments& args) {
 inline DetectorData load_data(const Arguments& args, std::uint64_t seed, std::ostream& out) {
   if (args.has("threads"))
     stratum::set_num_threads(static_cast<int>(args.get_int("threads", 0, 1, 1024)));
-  const fs::path cache = args.has("no-cache") ? fs::path{}
-                                              : fs::path(args.get("cache-dir",
-                                                                  default_detector_cache().string()));
+  const fs::path cache = args.has("no-cache")
+                             ? fs::path{}
+                             : fs::path(args.get("cache-dir", default_detector_cache().string()));
   if (!cache.empty()) fs::create_directories(cache);
-  return load_detector_data(data_folder(args), args.get("test-list", ""), args.has("strict"),
-                            cache, seed, out);
+  return load_detector_data(data_folder(args), args.get("test-list", ""), args.has("strict"), cache,
+                            seed, out);
 }
 
 /// Scores the model on a part of the scenes.
@@ -120,8 +120,8 @@ class ValidationAveragePrecision final : public stratum::Callback<float> {
     next_.on_epoch_begin(m, epoch);
   }
   void on_epoch_end(stratum::Model<float>& m, const stratum::EpochLogs& logs) override {
-    const DetectorScores s = score_part(model_, data_, data_.split.validation, input_size_,
-                                        default_operating_threshold);
+    const DetectorScores s =
+        score_part(model_, data_, data_.split.validation, input_size_, default_operating_threshold);
     stratum::EpochLogs with_ap = logs;
     const double mean = s.all.mean_voc_ap50(headline_classes).value_or(0.0);
     const double map = s.all.mean_voc_ap50().value_or(0.0);
@@ -158,22 +158,23 @@ inline int train_detector(const std::vector<std::string>& raw) {
   using namespace detector_detail;
   const auto start = std::chrono::steady_clock::now();
   const Arguments args(
-      raw, with_detector_data_options({
-               {"epochs", "N", "training epochs (default: 40)"},
-               {"batch", "N", "batch size (default: 16)"},
-               {"lr", "RATE", "peak learning rate of Adam (default: 0.002)"},
-               {"warmup", "N", "epochs of linear warm-up before the cosine decay (default: 1)"},
-               {"weight-decay", "W", "AdamW's decoupled weight decay, 0 for Adam (default: 0)"},
-               {"input-size", "S", "letterbox side, a multiple of 32 (default: 384)"},
-               {"no-augment", "", "train on the letterboxed scenes as they are"},
-               {"seed", "N", "seed of the split, the weights, the order and augmentation (default: 42)"},
-               {"out", "FILE", "where to save the detector (default: mask_detector_detector.stmodel)"},
-               {"checkpoint", "FILE", "checkpoint after every epoch (default: FILE + .checkpoint)"},
-               {"resume", "", "continue the interrupted run from its checkpoint (same options)"},
-               {"history", "FILE", "training history as CSV (default: FILE's stem + .history.csv)"},
-               {"plot", "FILE", "training curves as PNG (default: FILE's stem + .history.png)"},
-               {"quiet", "", "no progress bar, one line per epoch"},
-           }));
+      raw,
+      with_detector_data_options({
+          {"epochs", "N", "training epochs (default: 40)"},
+          {"batch", "N", "batch size (default: 16)"},
+          {"lr", "RATE", "peak learning rate of Adam (default: 0.002)"},
+          {"warmup", "N", "epochs of linear warm-up before the cosine decay (default: 1)"},
+          {"weight-decay", "W", "AdamW's decoupled weight decay, 0 for Adam (default: 0)"},
+          {"input-size", "S", "letterbox side, a multiple of 32 (default: 384)"},
+          {"no-augment", "", "train on the letterboxed scenes as they are"},
+          {"seed", "N", "seed of the split, the weights, the order and augmentation (default: 42)"},
+          {"out", "FILE", "where to save the detector (default: mask_detector_detector.stmodel)"},
+          {"checkpoint", "FILE", "checkpoint after every epoch (default: FILE + .checkpoint)"},
+          {"resume", "", "continue the interrupted run from its checkpoint (same options)"},
+          {"history", "FILE", "training history as CSV (default: FILE's stem + .history.csv)"},
+          {"plot", "FILE", "training curves as PNG (default: FILE's stem + .history.png)"},
+          {"quiet", "", "no progress bar, one line per epoch"},
+      }));
   if (help_requested(
           args,
           "usage: mask_detector train-detector --data DIR [--test-list FILE] [options]\n\n"
@@ -219,19 +220,19 @@ inline int train_detector(const std::vector<std::string>& raw) {
   const DetectorSamples train_data(data.scenes, data.split.train, input_size, encoding,
                                    augment ? &augmenter : nullptr);
   const DetectorSamples validation_data(data.scenes, data.split.validation, input_size, encoding);
-  const auto steps_per_epoch =
-      static_cast<long long>((data.split.train.size() + std::size_t(batch) - 1) / std::size_t(batch));
+  const auto steps_per_epoch = static_cast<long long>(
+      (data.split.train.size() + std::size_t(batch) - 1) / std::size_t(batch));
   const long long warmup_steps = steps_per_epoch * warmup_epochs;
   LearningRateScheduler<float> schedule(warmup(
-      std::max(1LL, warmup_steps),
-      cosine_decay(lr, std::max(1LL, steps_per_epoch * epochs), 0.0)));
+      std::max(1LL, warmup_steps), cosine_decay(lr, std::max(1LL, steps_per_epoch * epochs), 0.0)));
 
   // Everything that shapes the run: a checkpoint resumes only the run it was written by.
   std::ostringstream settings;
   settings << "epochs=" << epochs << " batch=" << batch << " lr=" << lr
            << " warmup=" << warmup_epochs << " weight_decay=" << weight_decay
            << " input_size=" << input_size << " augment=" << augment << " seed=" << seed
-           << " test_list=" << args.get("test-list", "") << " data=" << data_fingerprint(data.scenes);
+           << " test_list=" << args.get("test-list", "")
+           << " data=" << data_fingerprint(data.scenes);
   Metadata run_metadata{{"run_settings", settings.str()},
                         {"threads", std::to_string(num_threads())}};
   std::vector<Stateful*> state{&schedule, &augmenter};
@@ -319,8 +320,8 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
   if (info.stride != detector_stride)
     throw Error("'" + model_path.string() + "' has stride " + std::to_string(info.stride) +
                 ", not " + std::to_string(detector_stride));
-  const float threshold = static_cast<float>(
-      args.get_double("threshold", default_operating_threshold, 0.0, 1.0));
+  const float threshold =
+      static_cast<float>(args.get_double("threshold", default_operating_threshold, 0.0, 1.0));
   const auto seed = static_cast<std::uint64_t>(
       std::stoull(loaded.metadata.count("split_seed") ? loaded.metadata["split_seed"] : "42"));
   const bool json = args.has("json");

@@ -72,8 +72,8 @@ inline const std::vector<SizeRange> size_ranges{
     {">= 64 px", 64, std::numeric_limits<float>::infinity()}};
 
 struct DetectorScores {
-  stratum::DetectionReport all;       // every box, counts at the operating threshold
-  stratum::DetectionReport any_score; // the same at threshold 0: the highest recall reachable
+  stratum::DetectionReport all;        // every box, counts at the operating threshold
+  stratum::DetectionReport any_score;  // the same at threshold 0: the highest recall reachable
   std::vector<stratum::DetectionReport> by_size;  // one per size_ranges entry
 };
 
@@ -113,7 +113,8 @@ inline DetectorScores score_detections(
     const std::vector<std::vector<stratum::Detection>>& detections, float operating_threshold) {
   using namespace stratum;
   DetectionEvaluator all(scenes.class_names);
-  std::vector<DetectionEvaluator> by_size(size_ranges.size(), DetectionEvaluator(scenes.class_names));
+  std::vector<DetectionEvaluator> by_size(size_ranges.size(),
+                                          DetectionEvaluator(scenes.class_names));
   std::vector<LabelledBox> truth;
   std::vector<Detection> found;
   for (std::size_t k = 0; k < part.size(); ++k) {
@@ -177,7 +178,8 @@ inline std::string scores_to_text(const DetectorScores& s) {
   out << std::left << std::setw(10) << "size" << std::right << std::setw(7) << "boxes";
   for (const auto& name : all_names) out << std::setw(12) << name.substr(0, 11);
   out << std::setw(10) << "mean(2)" << std::setw(9) << "mAP(3)" << std::setw(9) << "COCO AP"
-      << std::setw(9) << "recall" << "\n";
+      << std::setw(9) << "recall"
+      << "\n";
   for (std::size_t r = 0; r < size_ranges.size(); ++r) {
     const stratum::DetectionReport& report = s.by_size[r];
     stratum::Index boxes = 0;
@@ -200,7 +202,8 @@ inline std::string scores_to_json(const DetectorScores& s) {
   out << std::setprecision(6);
   auto report_json = [&](const stratum::DetectionReport& r) {
     std::ostringstream o;
-    o << std::setprecision(6) << "{\"mean_ap50\": " << json_figure(r.mean_voc_ap50(headline_classes))
+    o << std::setprecision(6)
+      << "{\"mean_ap50\": " << json_figure(r.mean_voc_ap50(headline_classes))
       << ", \"map50\": " << json_figure(r.mean_voc_ap50())
       << ", \"coco_ap\": " << json_figure(r.mean_coco_ap()) << ", \"classes\": {";
     for (std::size_t c = 0; c < r.classes.size(); ++c) {

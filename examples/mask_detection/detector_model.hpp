@@ -52,8 +52,8 @@ using stratum::Node;
 /// as validation scores them in inference mode.
 inline constexpr double batch_norm_momentum = 0.9;
 
-inline Node conv_bn_relu(stratum::GraphModel<float>& m, Node x, stratum::Index filters,
-                         int kernel, int stride) {
+inline Node conv_bn_relu(stratum::GraphModel<float>& m, Node x, stratum::Index filters, int kernel,
+                         int stride) {
   using namespace stratum;
   x = m.add<Conv2D>(x, filters, kernel, Activation::linear, stride, Padding::same);
   x = m.add<BatchNormalization>(x, batch_norm_momentum);

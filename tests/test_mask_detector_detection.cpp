@@ -1,0 +1,247 @@
+// mask_detector's detector commands end to end: train-detector and evaluate-detector on a tiny
+// generated folder of scenes (drawn faces, Pascal VOC files), the warnings for bad annotations,
+// --strict making them fatal, and the model file's contract with `detect`.
+#include <doctest/doctest.h>
+#include <stratum/data/image.hpp>
+#include <stratum/model/graph_serialization.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <sys/wait.h>
+
+#include "temp_dir.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct DetectorRun {
+  int exit_code;
+  std::string output;  // stdout and, unless stdout_only, stderr
+};
+
+DetectorRun run_detector_command(const std::string& args, bool stdout_only = false) {
+  const std::string command = std::string("'") + STRATUM_MASK_DETECTOR + "' " + args +
+                              (stdout_only ? " 2>/dev/null" : " 2>&1");
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+struct DrawnFace {
+  int x_min, y_min, x_max, y_max;  // VOC: 1-based, inclusive
+  std::string label;
+};
+
+/// A scene of `width` x `height`: a textured background with a skin-coloured disc per face,
+/// its lower half blue (a mask) for with_mask.
+stratum::Image draw_scene(int width, int height, const std::vector<DrawnFace>& faces, int seed) {
+  stratum::Image image{width, height,
+                       std::vector<std::uint8_t>(std::size_t(width) * std::size_t(height) * 3)};
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      std::uint8_t* p =
+          image.pixels.data() + (std::size_t(y) * std::size_t(width) + std::size_t(x)) * 3;
+      p[0] = static_cast<std::uint8_t>(60 + (x * 7 + y * 3 + seed * 11) % 40);
+      p[1] = static_cast<std::uint8_t>(90 + (x * 5 + y * 11 + seed) % 30);
+      p[2] = static_cast<std::uint8_t>(70 + (x + y * 13) % 50);
+    }
+  for (const DrawnFace& f : faces) {
+    const double cx = (f.x_min + f.x_max) / 2.0 - 1, cy = (f.y_min + f.y_max) / 2.0 - 1;
+    const double rx = (f.x_max - f.x_min + 1) / 2.0, ry = (f.y_max - f.y_min + 1) / 2.0;
+    for (int y = std::max(0, f.y_min - 1); y < std::min(height, f.y_max); ++y)
+      for (int x = std::max(0, f.x_min - 1); x < std::min(width, f.x_max); ++x) {
+        const double dx = (x - cx) / rx, dy = (y - cy) / ry;
+        if (dx * dx + dy * dy > 1) continue;
+        std::uint8_t* p =
+            image.pixels.data() + (std::size_t(y) * std::size_t(width) + std::size_t(x)) * 3;
+        const bool masked = f.label == "with_mask" && y > cy;
+        p[0] = masked ? 40 : 225;
+        p[1] = masked ? 90 : 180;
+        p[2] = masked ? 220 : 150;
+      }
+  }
+  return image;
+}
+
+std::string voc_xml(int width, int height, const std::vector<DrawnFace>& faces) {
+  std::ostringstream out;
+  out << "<annotation><size><width>" << width << "</width><height>" << height
+      << "</height><depth>3</depth></size>";
+  for (const DrawnFace& f : faces)
+    out << "<object><name>" << f.label << "</name><bndbox><xmin>" << f.x_min << "</xmin><ymin>"
+        << f.y_min << "</ymin><xmax>" << f.x_max << "</xmax><ymax>" << f.y_max
+        << "</ymax></bndbox></object>";
+  out << "</annotation>";
+  return out.str();
+}
+
+void write_text_file(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+/// A folder of `count` 96 x 72 scenes with one to three faces each, VOC annotations, and a test
+/// list naming the last quarter of them. Returns the test list's path.
+fs::path make_scene_folder(const fs::path& root, int count) {
+  fs::create_directories(root / "images");
+  fs::create_directories(root / "annotations");
+  const char* labels[] = {"with_mask", "without_mask", "mask_weared_incorrect"};
+  std::ostringstream test_list;
+  for (int s = 0; s < count; ++s) {
+    std::vector<DrawnFace> faces;
+    for (int f = 0; f <= s % 3; ++f) {
+      const int side = 12 + (s * 5 + f * 7) % 14;
+      const int x = 2 + (f * 31 + s * 3) % (96 - side - 4),
+                y = 2 + (s * 7 + f * 13) % (72 - side - 4);
+      faces.push_back({x, y, x + side - 1, y + side - 1, labels[(s + f) % 3]});
+    }
+    const std::string name = "scene" + std::to_string(s);
+    stratum::write_png(root / "images" / (name + ".png"), draw_scene(96, 72, faces, s));
+    write_text_file(root / "annotations" / (name + ".xml"), voc_xml(96, 72, faces));
+    if (s >= count * 3 / 4) test_list << name << '\n';
+  }
+  write_text_file(root / "test_scenes.txt", test_list.str());
+  return root / "test_scenes.txt";
+}
+
+std::string quote_path(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
+
+}  // namespace
+
+TEST_CASE("train-detector and evaluate-detector on a small scene folder") {
+  stratum::testing::TempDir dir;
+  const fs::path data = dir.path() / "scenes";
+  const fs::path test_list = make_scene_folder(data, 24);
+  const fs::path model = dir.path() / "det.stmodel";
+  const std::string common = "--data " + quote_path(data) + " --test-list " +
+                             quote_path(test_list) + " --cache-dir " +
+                             quote_path(dir.path() / "cache") + " --threads 2";
+
+  const DetectorRun train = run_detector_command(
+      "train-detector " + common + " --epochs 2 --batch 4 --input-size 64 --quiet --out " +
+      quote_path(model));
+  INFO(train.output);
+  REQUIRE(train.exit_code == 0);
+  // The split with its counts: 6 test scenes from the list, 10 % of the other 18 validate.
+  CHECK(train.output.find("test scenes from") != std::string::npos);
+  CHECK(train.output.find("Scenes: 24 with 48 boxes") != std::string::npos);
+  CHECK(train.output.find("validation AP50:") != std::string::npos);
+  CHECK(fs::exists(model));
+  CHECK_FALSE(fs::exists(model.string() + ".checkpoint"));  // removed when the run completes
+  CHECK(fs::exists(dir.path() / "det.history.csv"));
+  CHECK(fs::exists(dir.path() / "det.history.png"));
+  CHECK(fs::exists(dir.path() / "cache"));
+  std::ifstream csv(dir.path() / "det.history.csv");
+  std::string header;
+  std::getline(csv, header);
+  CHECK(header.find("val_ap50") != std::string::npos);
+  CHECK(header.find("heatmap_loss") != std::string::npos);
+
+  // The contract with `detect`: the metadata and the three outputs in order.
+  auto loaded = stratum::load_graph_model<float>(model);
+  CHECK(loaded.metadata["kind"] == "detector");
+  CHECK(loaded.metadata["input_size"] == "64");
+  CHECK(loaded.metadata["stride"] == "4");
+  CHECK(loaded.metadata["classes"] == "with_mask,without_mask,mask_weared_incorrect");
+  CHECK(loaded.metadata["design"] == "one-stage");
+  REQUIRE(loaded.model->output_count() == 3);
+  CHECK(loaded.model->shape(loaded.model->output_node(0)) == stratum::Shape{16, 16, 3});
+  CHECK(loaded.model->shape(loaded.model->output_node(1)) == stratum::Shape{16, 16, 2});
+  CHECK(loaded.model->shape(loaded.model->output_node(2)) == stratum::Shape{16, 16, 2});
+
+  const DetectorRun text =
+      run_detector_command("evaluate-detector " + common + " --model " + quote_path(model));
+  INFO(text.output);
+  REQUIRE(text.exit_code == 0);
+  CHECK(text.output.find("Test part: 6 scenes") != std::string::npos);
+  CHECK(text.output.find("mean AP50 (with_mask, without_mask)") != std::string::npos);
+  CHECK(text.output.find("By box size") != std::string::npos);
+  CHECK(text.output.find("16-31 px") != std::string::npos);
+
+  const DetectorRun json = run_detector_command(
+      "evaluate-detector " + common + " --json --model " + quote_path(model), true);
+  INFO(json.output);
+  REQUIRE(json.exit_code == 0);
+  CHECK(json.output.front() == '{');  // stdout holds the JSON alone
+  CHECK(json.output.find("\"mean_ap50\"") != std::string::npos);
+  CHECK(json.output.find("\"by_size\"") != std::string::npos);
+  // 6 test scenes with 12 boxes: 1, 2 and 3 faces in turn.
+  CHECK(json.output.find("\"boxes\": ") != std::string::npos);
+}
+
+TEST_CASE("train-detector --resume needs a checkpoint") {
+  stratum::testing::TempDir dir;
+  const fs::path data = dir.path() / "scenes";
+  const fs::path test_list = make_scene_folder(data, 12);
+  const fs::path model = dir.path() / "det.stmodel";
+  const std::string common = "train-detector --data " + quote_path(data) + " --test-list " +
+                             quote_path(test_list) + " --no-cache --threads 2 --batch 4 " +
+                             "--input-size 64 --quiet --out " + quote_path(model);
+  const DetectorRun missing = run_detector_command(common + " --epochs 2 --resume");
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.output.find("no checkpoint") != std::string::npos);
+  REQUIRE(run_detector_command(common + " --epochs 1").exit_code == 0);
+  CHECK(fs::exists(model));
+  CHECK_FALSE(fs::exists(model.string() + ".checkpoint"));
+}
+
+TEST_CASE("train-detector warns about bad annotations, and --strict makes them fatal") {
+  stratum::testing::TempDir dir;
+  const fs::path data = dir.path() / "scenes";
+  const fs::path test_list = make_scene_folder(data, 12);
+  // A box outside the image, a zero-size box, an unknown class, a broken file, an annotation
+  // without its image.
+  write_text_file(
+      data / "annotations" / "scene1.xml",
+      voc_xml(96, 72, {{10, 10, 30, 30, "with_mask"}, {120, 10, 140, 30, "with_mask"}}));
+  write_text_file(
+      data / "annotations" / "scene2.xml",
+      voc_xml(96, 72, {{10, 10, 30, 30, "without_mask"}, {41, 40, 40, 50, "with_mask"}}));
+  write_text_file(data / "annotations" / "scene3.xml",
+                  voc_xml(96, 72, {{10, 10, 30, 30, "with_mask"}, {40, 10, 60, 30, "dog"}}));
+  write_text_file(data / "annotations" / "scene4.xml", "<annotation><size><width>96</wid");
+  write_text_file(data / "annotations" / "ghost.xml",
+                  voc_xml(96, 72, {{1, 1, 20, 20, "with_mask"}}));
+  const std::string common = "train-detector --data " + quote_path(data) + " --test-list " +
+                             quote_path(test_list) + " --no-cache --threads 2 --batch 4 " +
+                             "--input-size 64 --quiet --epochs 1 --out " +
+                             quote_path(dir.path() / "det.stmodel");
+
+  const DetectorRun lenient = run_detector_command(common);
+  INFO(lenient.output);
+  CHECK(lenient.exit_code == 0);
+  CHECK(lenient.output.find("annotations/scene1.xml' object 2 (with_mask)") != std::string::npos);
+  CHECK(lenient.output.find("annotations/scene2.xml' object 2 (with_mask)") != std::string::npos);
+  CHECK(lenient.output.find("annotations/scene3.xml' object 2 (dog)") != std::string::npos);
+  CHECK(lenient.output.find("scene4.xml") != std::string::npos);
+  CHECK(lenient.output.find("'annotations/ghost.xml' has no image") != std::string::npos);
+  CHECK(lenient.output.find("2 files skipped, 3 objects left out") != std::string::npos);
+
+  const DetectorRun strict = run_detector_command(common + " --strict");
+  INFO(strict.output);
+  CHECK(strict.exit_code == 1);
+  CHECK(strict.output.find("mask_detector train-detector: ") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir.path() / "det.stmodel.checkpoint"));
+}
+
+TEST_CASE("the detector commands' usage errors") {
+  const DetectorRun no_data = run_detector_command("train-detector --epochs 1");
+  CHECK(no_data.exit_code == 2);
+  CHECK(no_data.output.find("--data DIR is needed") != std::string::npos);
+  const DetectorRun bad_size = run_detector_command("train-detector --data x --input-size 100");
+  CHECK(bad_size.exit_code == 2);
+  const DetectorRun no_model = run_detector_command("evaluate-detector --data x");
+  CHECK(no_model.exit_code == 2);
+  const DetectorRun help = run_detector_command("evaluate-detector --help");
+  CHECK(help.exit_code == 0);
+  CHECK(help.output.find("--test-list FILE") != std::string::npos);
+}
