@@ -120,6 +120,10 @@ class ValidationAveragePrecision final : public stratum::Callback<float> {
     next_.on_epoch_begin(m, epoch);
   }
   void on_epoch_end(stratum::Model<float>& m, const stratum::EpochLogs& logs) override {
+    if (data_.split.validation.empty()) {
+      next_.on_epoch_end(m, logs);
+      return;
+    }
     const DetectorScores s =
         score_part(model_, data_, data_.split.validation, input_size_, default_operating_threshold);
     stratum::EpochLogs with_ap = logs;
@@ -256,7 +260,11 @@ inline int train_detector(const std::vector<std::string>& raw) {
   options.epochs = epochs;
   options.initial_epoch = progress.stop_training ? epochs : progress.completed_epochs;
   options.batch_size = batch;
-  options.validation_data = &validation_data;
+  // A tiny folder may leave no scene for validation: then training goes on without it.
+  if (data.split.validation.empty())
+    std::cout << "warning: no validation scenes; training without validation figures\n";
+  else
+    options.validation_data = &validation_data;
   options.verbose = args.has("quiet") ? 2 : 1;
   options.callbacks = {&schedule, &validation_ap};
   model->fit(train_data, options);
