@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is needed, then builds and runs every test three
-# times: in an optimised build (GCC), under AddressSanitizer + UndefinedBehaviorSanitizer
-# (Clang), and cross-built for 64-bit ARM (AArch64) under qemu-user; then runs each libFuzzer
-# target (built in the ASan build) from the fixed seed FUZZ_SEED (default 1) for FUZZ_RUNS
-# inputs (default 40000 images and 400000 model files) or FUZZ_SECONDS (default 600, a
-# safety net: the run count is what ends a normal run), whichever ends first.
+# The README's test command: installs what is needed, then builds and runs every test in an
+# optimised build (GCC) and under AddressSanitizer + UndefinedBehaviorSanitizer (Clang), and
+# the numeric ones (tensors, kernels, layers, gradient checks, training, golden values:
+# tests/CMakeLists.txt says which) cross-built for 64-bit ARM (AArch64) under qemu-user; and
+# runs each libFuzzer target (built in the ASan build) from the fixed seed FUZZ_SEED (default
+# 1) for FUZZ_RUNS inputs (default 40000 images and 400000 model files) or FUZZ_SECONDS
+# (default 600, a safety net: the run count is what ends a normal run), whichever ends first.
 # The fixed seed makes a run replayable: the same build tries the same inputs every time (a
 # build elsewhere, whose instrumentation differs, follows another path from the same seed).
 # To search for new failures, fuzz longer from random seeds, for example
