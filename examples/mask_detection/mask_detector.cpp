@@ -3,6 +3,7 @@
 //   mask_detector train    --data DIR [options]     the Keras notebook's protocol, leak-free
 //   mask_detector evaluate --data DIR [--model FILE]  metrics on the held-out test part (or --all)
 //   mask_detector predict  [--model FILE] PATH...     label and probability per photo or folder
+//   mask_detector detect   [--model FILE] PATH...     every face in a photo, boxed and labelled
 //
 // Without --model, evaluate and predict use the compact model shipped in models/.
 //
@@ -30,10 +31,14 @@
 
 #include "architectures.hpp"
 #include "cli.hpp"
+#include "detect_command.hpp"
+#include "photo_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace stratum;
 using mask_detection::Arguments;
+using mask_detection::collect_images;
+using mask_detection::json_string;
 using mask_detection::OptionSpec;
 using mask_detection::UsageError;
 
@@ -553,51 +558,6 @@ int evaluate(const std::vector<std::string>& raw) {
   return 0;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-      out += escaped;
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-/// The image files to classify: each file argument as given, and the image files of each folder
-/// argument (by extension, sorted by name). A folder's entries with an image's extension that
-/// are not regular files (dangling links, FIFOs, devices, folders) are named in a warning and
-/// never opened.
-std::vector<fs::path> collect_images(const std::vector<std::string>& arguments) {
-  static const std::vector<std::string> extensions{".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga",
-                                                   ".ppm", ".pgm", ".pnm", ".psd", ".hdr"};
-  std::vector<fs::path> files;
-  for (const auto& argument : arguments) {
-    if (!fs::is_directory(argument)) {
-      files.emplace_back(argument);
-      continue;
-    }
-    std::vector<fs::path> found;
-    for (const auto& entry : fs::directory_iterator(argument)) {
-      std::string ext = entry.path().extension().string();
-      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) continue;
-      if (const auto problem = why_not_a_regular_file(entry))
-        std::cerr << "warning: skipped '" << entry.path().string() << "' " << *problem << '\n';
-      else
-        found.push_back(entry.path());
-    }
-    if (found.empty()) throw Error("'" + argument + "' holds no image files");
-    std::sort(found.begin(), found.end());
-    files.insert(files.end(), found.begin(), found.end());
-  }
-  return files;
-}
-
 int predict(const std::vector<std::string>& raw) {
   const Arguments args(raw, {
       {"model", "FILE", "the trained model (default: the shipped compact model, " + shipped_model_name() + ")"},
@@ -659,7 +619,8 @@ constexpr const char* usage =
     "commands:\n"
     "  train     train on a folder of photos (with_mask/, without_mask/) and save the model\n"
     "  evaluate  accuracy, precision, recall, F1 and confusion matrix of a saved model\n"
-    "  predict   classify image files, or every image in a folder, with a saved model\n\n"
+    "  predict   classify image files, or every image in a folder, with a saved model\n"
+    "  detect    find every face in photos (or folders of photos), draw and list them\n\n"
     "Run 'mask_detector COMMAND --help' for the options of each.\n";
 
 }  // namespace
@@ -671,6 +632,8 @@ int main(int argc, char** argv) {
     if (command == "train") return train(args);
     if (command == "evaluate") return evaluate(args);
     if (command == "predict") return predict(args);
+    if (command == "detect")
+      return mask_detection::detect_command(args, {STRATUM_SHIPPED_DETECTOR, STRATUM_SHIPPED_MODEL});
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << usage;
       return 0;
