@@ -155,14 +155,12 @@ void detect_jpeg_photo(benchmark::State& state) {
   const TwoThreads threads;
   auto detector = bench_detector(static_cast<int>(state.range(0)));
   const Image photo = bench_photo();
-  std::vector<std::uint8_t> jpeg;
-  stbi_write_jpg_to_func(
-      [](void* context, void* data, int size) {
-        auto* bytes = static_cast<std::vector<std::uint8_t>*>(context);
-        bytes->insert(bytes->end(), static_cast<std::uint8_t*>(data),
-                      static_cast<std::uint8_t*>(data) + size);
-      },
-      &jpeg, photo.width, photo.height, 3, photo.pixels.data(), 90);
+  // The photo as a JPEG file's bytes (quality 90), as detect reads it.
+  const auto path = std::filesystem::temp_directory_path() / "stratum-bench-detect.jpg";
+  if (!stbi_write_jpg(path.string().c_str(), photo.width, photo.height, 3, photo.pixels.data(), 90))
+    throw IoError("cannot write '" + path.string() + "'");
+  const std::vector<std::uint8_t> jpeg = read_file(path);
+  std::filesystem::remove(path);
   const mask_detection::DetectorOptions options;
   for (auto _ : state) {
     const Image decoded = decode_image(jpeg, "photo.jpg");
