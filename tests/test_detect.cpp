@@ -24,17 +24,16 @@ struct Json {
   double number = 0;
   std::string text;
   std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
+  std::vector<std::string> keys;  // an object's members: keys[k] is values[k]'s name
+  std::vector<Json> values;
 
   [[nodiscard]] bool has(const std::string& key) const {
-    for (const auto& m : members)
-      if (m.first == key) return true;
-    return false;
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
   }
   const Json& operator[](const std::string& key) const {
-    for (const auto& m : members)
-      if (m.first == key) return m.second;
-    throw std::runtime_error("JSON object without '" + key + "'");
+    const auto at = std::find(keys.begin(), keys.end(), key);
+    if (at == keys.end()) throw std::runtime_error("JSON object without '" + key + "'");
+    return values[static_cast<std::size_t>(at - keys.begin())];
   }
   const Json& operator[](std::size_t i) const { return items.at(i); }
 };
@@ -110,9 +109,9 @@ class JsonReader {
       ++at_;
       if (accept('}')) return v;
       do {
-        std::string key = string_literal();
+        v.keys.push_back(string_literal());
         expect(':');
-        v.members.emplace_back(std::move(key), value());
+        v.values.push_back(value());
       } while (accept(','));
       expect('}');
     } else if (c == '[') {
@@ -577,7 +576,7 @@ TEST_CASE("detect --json: every box in the photo's pixels, an error entry for a 
     CHECK(photo["counts"]["mask_weared_incorrect"].number == 0);
     REQUIRE(photo["detections"].items.size() == 1);
     const Json& box = photo["detections"][0];
-    CHECK(box.members.size() == 6);
+    CHECK(box.keys.size() == 6);
     CHECK(box["class"].text == "without_mask");
     CHECK(box["score"].number > 0.5);
     CHECK(box["score"].number <= 1.0);
