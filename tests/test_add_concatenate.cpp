@@ -134,8 +134,8 @@ TEST_CASE("MeanSquaredError: targets and masks that do not fit are refused") {
   const MeanSquaredError<float> mse;
   const Tensor<float> p(Shape{2, 4, 4, 3}), t(Shape{2, 4, 4, 2});
   CHECK_THROWS_WITH_AS(mse.compute(p, t, nullptr, nullptr),
-                       "MeanSquaredError: a target of shape (2, 4, 4, 2) for a prediction of "
-                       "shape (2, 4, 4, 3)",
+                       "MeanSquaredError: the target's shape (2, 4, 4, 2) differs from the "
+                       "prediction's (2, 4, 4, 3)",
                        ShapeError);
   const Tensor<float> mask(Shape{2, 4, 1, 3});  // a 1 that is not trailing
   CHECK_THROWS_WITH_AS(

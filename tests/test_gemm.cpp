@@ -110,3 +110,15 @@ TEST_CASE("the SIMD paths: what this CPU runs, and the choice from code") {
     CHECK(std::string(kernels::gemm_float_path()) == kernels::to_string(kernels::simd_path()));
   });
 }
+
+TEST_CASE("STRATUM_SIMD: every path by its name, unknown and unavailable names refused") {
+  using kernels::SimdPath;
+  for (SimdPath p : kernels::available_simd_paths())
+    CHECK(kernels::detail::parse_simd_path(kernels::to_string(p)) == p);
+  CHECK_THROWS_WITH_AS(kernels::detail::parse_simd_path("sse9"),
+                       doctest::Contains("STRATUM_SIMD=sse9: unknown SIMD path"), Error);
+  for (SimdPath p : {SimdPath::avx2, SimdPath::avx512, SimdPath::neon})
+    if (!kernels::simd_path_available(p))
+      CHECK_THROWS_WITH_AS(kernels::detail::parse_simd_path(kernels::to_string(p)),
+                           doctest::Contains("cannot run it (best available: "), Error);
+}

@@ -62,7 +62,7 @@ struct AugmentationOptions {
   CorruptionAugmentation corruptions;  // off unless its probability is set
 };
 
-class ImageAugmenter final : public Stateful {
+class ImageAugmenter final : public SampleNumbers {
  public:
   explicit ImageAugmenter(std::uint64_t seed, AugmentationOptions options = {})
       : seed_(seed), options_(options) {
@@ -88,18 +88,6 @@ class ImageAugmenter final : public Stateful {
   }
 
   [[nodiscard]] const AugmentationOptions& options() const { return options_; }
-  /// Samples augmented so far: the whole state of the augmenter (for checkpoints).
-  [[nodiscard]] std::uint64_t draws() const { return draws_; }
-  void set_draws(std::uint64_t draws) { draws_ = draws; }
-  void save_state(BinaryWriter& out) const override { out.put(draws_); }
-  void load_state(BinaryReader& in) override { draws_ = in.get<std::uint64_t>(); }
-
-  /// Reserves `count` consecutive sample numbers and returns the first.
-  std::uint64_t reserve(std::uint64_t count) {
-    const std::uint64_t first = draws_;
-    draws_ += count;
-    return first;
-  }
 
   /// Writes sample number `draw`'s transform of the (height x width x 3) image `source` into
   /// `target` as values in [0, 1]. Thread-safe: it reads only the options and the seed.
@@ -203,7 +191,6 @@ class ImageAugmenter final : public Stateful {
 
   std::uint64_t seed_;
   AugmentationOptions options_;
-  std::uint64_t draws_ = 0;
 };
 
 }  // namespace stratum

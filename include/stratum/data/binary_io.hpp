@@ -19,6 +19,7 @@
 #endif
 
 #include "../errors.hpp"
+#include "../hash.hpp"
 
 namespace stratum {
 
@@ -141,6 +142,40 @@ inline void write_file_atomically(const std::filesystem::path& path,
     std::filesystem::remove(temporary, error);
     throw IoError("cannot write '" + path.string() + "'");
   }
+}
+
+// The decode caches' frame: an 8-byte magic, the body, and the FNV-1a checksum of everything
+// before it (a cache is rebuilt when anything is wrong, so it needs no version or size field).
+
+/// Starts a checksummed file: a writer holding the magic.
+inline BinaryWriter begin_checksummed_file(const char (&magic)[8]) {
+  BinaryWriter w;
+  w.put_array(std::span<const char>(magic, 8));
+  return w;
+}
+
+/// Appends the checksum to `w` and writes it to `path` atomically, creating its folder.
+inline void write_checksummed_file(const std::filesystem::path& path, BinaryWriter& w) {
+  w.put(Fnv1a().add(std::span<const std::uint8_t>(w.bytes())).value());
+  std::filesystem::create_directories(path.parent_path());
+  write_file_atomically(path, w.bytes());
+}
+
+/// Reads a file written so and checks its length, checksum and magic; returns its body (the
+/// bytes between the magic and the checksum). Throws IoError naming the file, and saying it is
+/// not `what` ("a stratum image cache") when the magic differs.
+inline std::vector<std::uint8_t> read_checksummed_file(const std::filesystem::path& path,
+                                                       const char (&magic)[8],
+                                                       const std::string& what) {
+  std::vector<std::uint8_t> bytes = read_file(path);
+  if (bytes.size() < 16) throw IoError("'" + path.string() + "' is truncated");
+  std::uint64_t stored = 0;
+  std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
+  if (Fnv1a().add(std::span(bytes.data(), bytes.size() - 8)).value() != stored)
+    throw IoError("'" + path.string() + "' is corrupt (checksum mismatch)");
+  if (std::memcmp(bytes.data(), magic, 8) != 0)
+    throw IoError("'" + path.string() + "' is not " + what);
+  return {bytes.begin() + 8, bytes.end() - 8};
 }
 
 }  // namespace stratum

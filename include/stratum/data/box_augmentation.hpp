@@ -181,7 +181,7 @@ struct SceneTransform {
 };
 
 /// Draws a SceneTransform per sample and applies it to the scene and its boxes.
-class BoxAugmenter final : public Stateful {
+class BoxAugmenter final : public SampleNumbers {
  public:
   /// Samples of `size` x `size` pixels.
   BoxAugmenter(std::uint64_t seed, int size, BoxAugmentationOptions options = {})
@@ -200,18 +200,6 @@ class BoxAugmenter final : public Stateful {
 
   [[nodiscard]] int size() const { return size_; }
   [[nodiscard]] const BoxAugmentationOptions& options() const { return options_; }
-  /// Samples augmented so far: the whole state of the augmenter (for checkpoints).
-  [[nodiscard]] std::uint64_t draws() const { return draws_; }
-  void set_draws(std::uint64_t draws) { draws_ = draws; }
-  void save_state(BinaryWriter& out) const override { out.put(draws_); }
-  void load_state(BinaryReader& in) override { draws_ = in.get<std::uint64_t>(); }
-
-  /// Reserves `count` consecutive sample numbers and returns the first.
-  std::uint64_t reserve(std::uint64_t count) {
-    const std::uint64_t first = draws_;
-    draws_ += count;
-    return first;
-  }
 
   /// Sample number `draw`'s transform of a width x height scene. Every number is drawn whether
   /// or not its option is on, so turning one off does not change the others.
@@ -255,7 +243,6 @@ class BoxAugmenter final : public Stateful {
   std::uint64_t seed_;
   int size_;
   BoxAugmentationOptions options_;
-  std::uint64_t draws_ = 0;
 };
 
 }  // namespace stratum

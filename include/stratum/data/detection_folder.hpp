@@ -239,8 +239,7 @@ inline std::filesystem::path scene_cache_file(const std::vector<ScenePaths>& sce
 }
 
 inline void write_scene_cache(const std::filesystem::path& path, const SceneCollection& data) {
-  BinaryWriter w;
-  w.put_array(std::span<const char>(scene_cache_magic, 8));
+  BinaryWriter w = begin_checksummed_file(scene_cache_magic);
   w.put(static_cast<std::uint32_t>(data.class_names.size()));
   for (const auto& c : data.class_names) w.put_string(c);
   w.put(static_cast<std::uint64_t>(data.scenes.size()));
@@ -273,22 +272,13 @@ inline void write_scene_cache(const std::filesystem::path& path, const SceneColl
     w.put_string(issue.problem);
   }
   w.put(static_cast<std::int32_t>(data.clamped_boxes));
-  w.put(Fnv1a().add(std::span<const std::uint8_t>(w.bytes())).value());
-  std::filesystem::create_directories(path.parent_path());
-  write_file_atomically(path, w.bytes());
+  write_checksummed_file(path, w);
 }
 
 inline SceneCollection read_scene_cache(const std::filesystem::path& path) {
-  const std::vector<std::uint8_t> bytes = read_file(path);
-  if (bytes.size() < 16) throw IoError("'" + path.string() + "' is truncated");
-  std::uint64_t stored = 0;
-  std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
-  if (Fnv1a().add(std::span(bytes.data(), bytes.size() - 8)).value() != stored)
-    throw IoError("'" + path.string() + "' is corrupt (checksum mismatch)");
-  BinaryReader r(std::span(bytes.data(), bytes.size() - 8), path.string());
-  char magic[8];
-  r.get_array(std::span<char>(magic, 8));
-  if (std::memcmp(magic, scene_cache_magic, 8) != 0) r.fail("is not a stratum scene cache");
+  const std::vector<std::uint8_t> body =
+      read_checksummed_file(path, scene_cache_magic, "a stratum scene cache");
+  BinaryReader r(body, path.string());
   SceneCollection data;
   const auto classes = r.get<std::uint32_t>();
   if (classes > r.remaining()) r.fail("claims more classes than it holds");

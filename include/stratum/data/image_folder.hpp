@@ -212,8 +212,7 @@ inline std::filesystem::path cache_file(const std::vector<FolderEntry>& entries,
 }
 
 inline void write_image_cache(const std::filesystem::path& path, const LabelledImages& images) {
-  BinaryWriter w;
-  w.put_array(std::span<const char>(image_cache_magic, 8));
+  BinaryWriter w = begin_checksummed_file(image_cache_magic);
   w.put(static_cast<std::int32_t>(images.width));
   w.put(static_cast<std::int32_t>(images.height));
   w.put(static_cast<std::uint32_t>(images.class_names.size()));
@@ -231,22 +230,13 @@ inline void write_image_cache(const std::filesystem::path& path, const LabelledI
     w.put_string(s.file);
     w.put_string(s.reason);
   }
-  w.put(Fnv1a().add(std::span<const std::uint8_t>(w.bytes())).value());
-  std::filesystem::create_directories(path.parent_path());
-  write_file_atomically(path, w.bytes());
+  write_checksummed_file(path, w);
 }
 
 inline LabelledImages read_image_cache(const std::filesystem::path& path) {
-  const std::vector<std::uint8_t> bytes = read_file(path);
-  if (bytes.size() < 16) throw IoError("'" + path.string() + "' is truncated");
-  std::uint64_t stored = 0;
-  std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
-  if (Fnv1a().add(std::span(bytes.data(), bytes.size() - 8)).value() != stored)
-    throw IoError("'" + path.string() + "' is corrupt (checksum mismatch)");
-  BinaryReader r(std::span(bytes.data(), bytes.size() - 8), path.string());
-  char magic[8];
-  r.get_array(std::span<char>(magic, 8));
-  if (std::memcmp(magic, image_cache_magic, 8) != 0) r.fail("is not a stratum image cache");
+  const std::vector<std::uint8_t> body =
+      read_checksummed_file(path, image_cache_magic, "a stratum image cache");
+  BinaryReader r(body, path.string());
   LabelledImages images;
   images.width = r.get<std::int32_t>();
   images.height = r.get<std::int32_t>();
