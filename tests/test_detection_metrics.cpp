@@ -38,6 +38,11 @@ TEST_CASE("non_maximum_suppression keeps the best box of each overlapping group,
   CHECK(kept[1].box == input[1].box);
   CHECK(kept[2].class_id == 1);
   CHECK(non_maximum_suppression({}, 0.5f).empty());
+  // Across classes, a suppresses d as it did b: a and c are left.
+  const auto merged = non_maximum_suppression(input, 0.5f, /*across_classes=*/true);
+  REQUIRE(merged.size() == 2);
+  CHECK(merged[0].box == input[2].box);
+  CHECK(merged[1].box == input[1].box);
 }
 
 TEST_CASE("non_maximum_suppression: a dropped box suppresses nothing; IoU at the threshold stays") {

@@ -307,6 +307,13 @@ TEST_CASE("missing data, bad folders and bad options: clear messages and exit co
   }
   check_fails("predict --model " + quoted(dir.path() / "none.stmodel") + " x.jpg", 1,
               "cannot open");
+  // detect runs as a command of the program (its own tests: test_detect.cpp).
+  const Run detect_help = run("detect --help");
+  CHECK(detect_help.exit_code == 0);
+  CHECK(contains(detect_help.output, "usage: mask_detector detect"));
+  check_fails("detect", 2, "detect needs at least one image or folder");
+  check_fails("detect --model " + quoted(dir.path() / "none.stmodel") + " x.jpg", 1,
+              "cannot open");
 }
 
 TEST_CASE("smoke run on the real Kaggle photos in ../shared") {

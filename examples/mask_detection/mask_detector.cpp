@@ -3,6 +3,7 @@
 //   mask_detector train    --data DIR [options]     the Keras notebook's protocol, leak-free
 //   mask_detector evaluate --data DIR [--model FILE]  metrics on the held-out test part (or --all)
 //   mask_detector predict  [--model FILE] PATH...     label and probability per photo or folder
+//   mask_detector detect   [--model FILE] PATH...     every face in a photo, boxed and labelled
 //
 // Without --model, evaluate and predict use the compact model shipped in models/.
 //
@@ -30,6 +31,8 @@
 
 #include "architectures.hpp"
 #include "cli.hpp"
+#include "detect_command.hpp"
+#include "photo_files.hpp"
 #if STRATUM_DETECTOR_COMMANDS  // they read Pascal VOC files: built where pugixml is
 #include "detector_commands.hpp"
 #endif
@@ -37,6 +40,8 @@
 namespace fs = std::filesystem;
 using namespace stratum;
 using mask_detection::Arguments;
+using mask_detection::collect_images;
+using mask_detection::json_string;
 using mask_detection::OptionSpec;
 using mask_detection::UsageError;
 
@@ -48,7 +53,8 @@ constexpr double validation_fraction = 0.1;  // the notebook's fit(validation_sp
 
 const std::vector<OptionSpec> data_options{
     {"data", "DIR", "dataset folder with with_mask/ and without_mask/ (default: data)"},
-    {"cache", "DIR", "where decoded images are cached (default: $XDG_CACHE_HOME/stratum or ~/.cache/stratum)"},
+    {"cache", "DIR",
+     "where decoded images are cached (default: $XDG_CACHE_HOME/stratum or ~/.cache/stratum)"},
     {"no-cache", "", "decode every image, read and write no cache"},
     {"strict", "", "stop at the first file that cannot be decoded instead of skipping it"},
     {"threads", "N", "threads to use (default: all cores)"},
@@ -61,8 +67,10 @@ std::vector<OptionSpec> with_data_options(std::vector<OptionSpec> specs) {
 }
 
 fs::path default_cache_dir() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "stratum";
-  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".cache" / "stratum";
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return fs::path(xdg) / "stratum";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return fs::path(home) / ".cache" / "stratum";
   return fs::temp_directory_path() / "stratum-cache";
 }
 
@@ -72,7 +80,8 @@ bool help_or_no_positionals(const Arguments& args, const std::string& text) {
     std::cout << text << args.help();
     return true;
   }
-  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+  if (!args.positional().empty())
+    throw UsageError("unexpected argument '" + args.positional()[0] + "'");
   return false;
 }
 
@@ -90,7 +99,8 @@ std::string hex(std::uint64_t v) {
 std::string fingerprint(const LabelledImages& images) {
   Fnv1a h;
   for (Index i = 0; i < images.count(); ++i)
-    h.add(images.files[static_cast<std::size_t>(i)]).add(images.content_hashes[static_cast<std::size_t>(i)]);
+    h.add(images.files[static_cast<std::size_t>(i)])
+        .add(images.content_hashes[static_cast<std::size_t>(i)]);
   return hex(h.value());
 }
 
@@ -112,7 +122,8 @@ LabelledImages load_dataset(const Arguments& args, const fs::path& dir, int widt
 
   std::cout << "Dataset " << dir.string() << ": " << images.count() << " images (";
   for (std::size_t c = class_names.size(); c-- > 0;)
-    std::cout << class_names[c] << " " << images.class_count(static_cast<int>(c)) << (c ? ", " : "");
+    std::cout << class_names[c] << " " << images.class_count(static_cast<int>(c))
+              << (c ? ", " : "");
   std::cout << "), " << images.skipped.size() << " skipped\n";
   for (const auto& s : images.skipped) std::cout << "  skipped " << s.reason << '\n';
   const auto groups = duplicate_groups(images);
@@ -149,7 +160,8 @@ struct Scores {
   double loss = 0;
 };
 
-Scores score(Sequential<float>& model, const LabelledImages& images, const std::vector<Index>& part) {
+Scores score(Sequential<float>& model, const LabelledImages& images,
+             const std::vector<Index>& part) {
   const ImageDataset<float> data(images, part);
   const Tensor<float> output = model.predict(data, 64);
   std::vector<int> labels;
@@ -158,7 +170,8 @@ Scores score(Sequential<float>& model, const LabelledImages& images, const std::
   s.loss = model.loss().compute(output, labels, nullptr);
   const Index outputs = output.dim(1);
   for (std::size_t k = 0; k < labels.size(); ++k)
-    s.confusion.add(labels[k], model.loss().predicted_label(output.data() + static_cast<Index>(k) * outputs, outputs));
+    s.confusion.add(labels[k], model.loss().predicted_label(
+                                   output.data() + static_cast<Index>(k) * outputs, outputs));
   return s;
 }
 
@@ -263,17 +276,20 @@ std::string corruptions_json(const std::vector<CorruptionScore>& scores) {
 
 void print_scores(const Scores& s, const std::string& part) {
   std::cout << part << ": accuracy " << percent(s.confusion.accuracy()) << " ("
-            << static_cast<Index>(std::llround(s.confusion.accuracy() * double(s.confusion.total())))
-            << " of " << s.confusion.total() << "), loss " << std::setprecision(4) << s.loss << "\n\n"
+            << static_cast<Index>(
+                   std::llround(s.confusion.accuracy() * double(s.confusion.total())))
+            << " of " << s.confusion.total() << "), loss " << std::setprecision(4) << s.loss
+            << "\n\n"
             << s.confusion.to_text();
 }
 
 void print_how_to_get_data(const fs::path& dir) {
-  std::cerr << "mask_detector: no dataset at '" << dir.string() << "'.\n"
-            << "Download the Kaggle \"Face Mask Dataset\" (omkargurav/face-mask-dataset), for example\n"
-            << "  kaggle datasets download -d omkargurav/face-mask-dataset\n"
-            << "  unzip face-mask-dataset.zip -d data\n"
-            << "so that data/with_mask/ and data/without_mask/ hold the photos, or pass --data DIR.\n";
+  std::cerr
+      << "mask_detector: no dataset at '" << dir.string() << "'.\n"
+      << "Download the Kaggle \"Face Mask Dataset\" (omkargurav/face-mask-dataset), for example\n"
+      << "  kaggle datasets download -d omkargurav/face-mask-dataset\n"
+      << "  unzip face-mask-dataset.zip -d data\n"
+      << "so that data/with_mask/ and data/without_mask/ hold the photos, or pass --data DIR.\n";
 }
 
 /// The callbacks a training run uses, built from its settings.
@@ -295,10 +311,12 @@ struct TrainingCallbacks {
 TrainingCallbacks make_callbacks(const std::string& schedule, double lr, long long total_steps,
                                  int early_stopping) {
   TrainingCallbacks c;
-  if (schedule == "cosine") c.schedule = std::make_unique<LearningRateScheduler<float>>(cosine_decay(lr, total_steps, 0.0));
+  if (schedule == "cosine")
+    c.schedule = std::make_unique<LearningRateScheduler<float>>(cosine_decay(lr, total_steps, 0.0));
   // Step: a tenth of the rate after each third of training.
   if (schedule == "step")
-    c.schedule = std::make_unique<LearningRateScheduler<float>>(step_decay(lr, 0.1, std::max(1LL, total_steps / 3)));
+    c.schedule = std::make_unique<LearningRateScheduler<float>>(
+        step_decay(lr, 0.1, std::max(1LL, total_steps / 3)));
   if (schedule == "plateau")
     c.plateau = std::make_unique<ReduceLROnPlateau<float>>(
         ReduceLROnPlateauOptions{.factor = 0.2, .patience = 3, .log = &std::cout});
@@ -310,31 +328,46 @@ TrainingCallbacks make_callbacks(const std::string& schedule, double lr, long lo
 
 int train(const std::vector<std::string>& raw) {
   const auto start = std::chrono::steady_clock::now();
-  const Arguments args(raw, with_data_options({
-      {"arch", "NAME", mask_detection::architecture_help},
-      {"epochs", "N", "training epochs (default: 25 for seed, 30 for compact)"},
-      {"batch", "N", "batch size (default: 32)"},
-      {"lr", "RATE", "initial learning rate (default: 0.001 for seed, 0.002 for compact)"},
-      {"schedule", "NAME", "learning rate: constant, cosine, step or plateau (default: constant for seed, cosine for compact)"},
-      {"weight-decay", "W", "AdamW's decoupled weight decay, 0 for Adam (default: 0 for seed, 0.0005 for compact)"},
-      {"augment", "", "random flips, crops, rotations, brightness and contrast (default for compact)"},
-      {"no-augment", "", "train on the photos as they are (default for seed)"},
-      {"corrupt", "P", "with augmentation, also degrade photos as users' are (cut-off crop, other light, grey-scale, blur, noise, down-scaling, JPEG), each way with probability P (default: 0 for seed, 0.1 for compact)"},
-      {"early-stopping", "N", "stop after N epochs without a better val_loss, keep the best weights (default: off)"},
-      {"seed", "N", "seed of the split, the initial weights, shuffling, dropout and augmentation (default: 42)"},
-      {"model", "FILE", "where to save the trained model (default: mask_detector.stmodel)"},
-      {"checkpoint", "FILE", "checkpoint written after every epoch (default: the model's name + .checkpoint)"},
-      {"resume", "", "continue the interrupted run from its checkpoint (give the same options again)"},
-      {"history", "FILE", "training history as CSV (default: the model's name + .history.csv)"},
-      {"plot", "FILE", "training curves as PNG (default: the model's name + .history.png)"},
-      {"quiet", "", "no progress bar, one line per epoch"},
-  }));
-  if (help_or_no_positionals(args,
-                             "usage: mask_detector train [--data DIR] [options]\n\n"
-                             "Trains on 80 % of the photos (10 % of those held out for validation each epoch)\n"
-                             "and reports accuracy on the other 20 %. Splits are stratified, seeded and keep\n"
-                             "byte-identical photos together. A checkpoint after every epoch lets --resume\n"
-                             "finish an interrupted run with exactly the weights it would have had.\n\n"))
+  const Arguments args(
+      raw,
+      with_data_options({
+          {"arch", "NAME", mask_detection::architecture_help},
+          {"epochs", "N", "training epochs (default: 25 for seed, 30 for compact)"},
+          {"batch", "N", "batch size (default: 32)"},
+          {"lr", "RATE", "initial learning rate (default: 0.001 for seed, 0.002 for compact)"},
+          {"schedule", "NAME",
+           "learning rate: constant, cosine, step or plateau (default: constant for seed, cosine "
+           "for compact)"},
+          {"weight-decay", "W",
+           "AdamW's decoupled weight decay, 0 for Adam (default: 0 for seed, 0.0005 for compact)"},
+          {"augment", "",
+           "random flips, crops, rotations, brightness and contrast (default for compact)"},
+          {"no-augment", "", "train on the photos as they are (default for seed)"},
+          {"corrupt", "P",
+           "with augmentation, also degrade photos as users' are (cut-off crop, other light, "
+           "grey-scale, blur, noise, down-scaling, JPEG), each way with probability P (default: 0 "
+           "for seed, 0.1 for compact)"},
+          {"early-stopping", "N",
+           "stop after N epochs without a better val_loss, keep the best weights (default: off)"},
+          {"seed", "N",
+           "seed of the split, the initial weights, shuffling, dropout and augmentation (default: "
+           "42)"},
+          {"model", "FILE", "where to save the trained model (default: mask_detector.stmodel)"},
+          {"checkpoint", "FILE",
+           "checkpoint written after every epoch (default: the model's name + .checkpoint)"},
+          {"resume", "",
+           "continue the interrupted run from its checkpoint (give the same options again)"},
+          {"history", "FILE", "training history as CSV (default: the model's name + .history.csv)"},
+          {"plot", "FILE", "training curves as PNG (default: the model's name + .history.png)"},
+          {"quiet", "", "no progress bar, one line per epoch"},
+      }));
+  if (help_or_no_positionals(
+          args,
+          "usage: mask_detector train [--data DIR] [options]\n\n"
+          "Trains on 80 % of the photos (10 % of those held out for validation each epoch)\n"
+          "and reports accuracy on the other 20 %. Splits are stratified, seeded and keep\n"
+          "byte-identical photos together. A checkpoint after every epoch lets --resume\n"
+          "finish an interrupted run with exactly the weights it would have had.\n\n"))
     return 0;
   const std::string arch = args.get("arch", "seed");
   const mask_detection::Recipe defaults = mask_detection::recipe(arch);
@@ -345,13 +378,15 @@ int train(const std::vector<std::string>& raw) {
   if (schedule != "constant" && schedule != "cosine" && schedule != "step" && schedule != "plateau")
     throw UsageError("unknown schedule '" + schedule + "' (constant, cosine, step or plateau)");
   const double weight_decay = args.get_double("weight-decay", defaults.weight_decay, 0.0, 1.0);
-  if (args.has("augment") && args.has("no-augment")) throw UsageError("give --augment or --no-augment, not both");
+  if (args.has("augment") && args.has("no-augment"))
+    throw UsageError("give --augment or --no-augment, not both");
   const bool augment = args.has("augment") || (defaults.augment && !args.has("no-augment"));
   const double corruption =
       args.get_double("corrupt", augment ? defaults.corruption_probability : 0.0, 0.0, 1.0);
   if (corruption > 0 && !augment)
     throw UsageError("--corrupt needs augmentation: drop --no-augment");
-  const int early_stopping = static_cast<int>(args.get_int("early-stopping", defaults.early_stopping, 0, 100000));
+  const int early_stopping =
+      static_cast<int>(args.get_int("early-stopping", defaults.early_stopping, 0, 100000));
   const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 42, 0, 1L << 62));
   const fs::path model_path = args.get("model", "mask_detector.stmodel");
   fs::path stem = model_path;
@@ -366,34 +401,39 @@ int train(const std::vector<std::string>& raw) {
     return 1;
   }
   if (args.has("resume") && !fs::exists(checkpoint_path))
-    throw Error("no checkpoint at '" + checkpoint_path.string() + "' to resume from (a finished run removes it)");
+    throw Error("no checkpoint at '" + checkpoint_path.string() +
+                "' to resume from (a finished run removes it)");
 
   auto model = mask_detection::build_network(arch, seed);
-  const LabelledImages images = load_dataset(args, dir, mask_detection::image_size,
-                                             mask_detection::image_size, white);
+  const LabelledImages images =
+      load_dataset(args, dir, mask_detection::image_size, mask_detection::image_size, white);
   const Parts parts = split_dataset(images, seed);
   std::cout << "Split (seed " << seed << "): " << parts.train.size() << " train, "
             << parts.validation.size() << " validation, " << parts.test.size() << " test\n"
             << "Threads: " << num_threads() << "\n\n";
 
-  model->compile(mask_detection::network_loss(arch), std::make_unique<Adam<float>>(lr, 0.9, 0.999, 1e-7, weight_decay));
+  model->compile(mask_detection::network_loss(arch),
+                 std::make_unique<Adam<float>>(lr, 0.9, 0.999, 1e-7, weight_decay));
   model->summary();
   AugmentationOptions augmentation;
   augmentation.corruptions.probability = corruption;
   ImageAugmenter augmenter(seed + 2, augmentation);
   const ImageDataset<float> train_data(images, parts.train, augment ? &augmenter : nullptr);
   const ImageDataset<float> validation_data(images, parts.validation);
-  const auto steps_per_epoch = static_cast<long long>((parts.train.size() + static_cast<std::size_t>(batch) - 1) / static_cast<std::size_t>(batch));
-  const TrainingCallbacks callbacks = make_callbacks(schedule, lr, steps_per_epoch * epochs, early_stopping);
+  const auto steps_per_epoch = static_cast<long long>(
+      (parts.train.size() + static_cast<std::size_t>(batch) - 1) / static_cast<std::size_t>(batch));
+  const TrainingCallbacks callbacks =
+      make_callbacks(schedule, lr, steps_per_epoch * epochs, early_stopping);
 
   // Everything that shapes the run: a checkpoint resumes only the run it was written by.
   const std::string data_fingerprint = fingerprint(images);  // hashes every file name and hash
   std::ostringstream settings;
   settings << "arch=" << arch << " epochs=" << epochs << " batch=" << batch << " lr=" << lr
            << " schedule=" << schedule << " weight_decay=" << weight_decay << " augment=" << augment
-           << " corrupt=" << corruption
-           << " early_stopping=" << early_stopping << " seed=" << seed << " data=" << data_fingerprint;
-  Metadata run_metadata{{"run_settings", settings.str()}, {"threads", std::to_string(num_threads())}};
+           << " corrupt=" << corruption << " early_stopping=" << early_stopping << " seed=" << seed
+           << " data=" << data_fingerprint;
+  Metadata run_metadata{{"run_settings", settings.str()},
+                        {"threads", std::to_string(num_threads())}};
   std::vector<Stateful*> state;
   for (auto* c : callbacks.all()) state.push_back(c);
   state.push_back(&augmenter);
@@ -402,13 +442,15 @@ int train(const std::vector<std::string>& raw) {
   if (args.has("resume")) {
     progress = load_checkpoint(checkpoint_path, *model, state);
     if (progress.metadata["run_settings"] != settings.str())
-      throw Error("'" + checkpoint_path.string() + "' was written by a run with other settings:\n  checkpoint: " +
+      throw Error("'" + checkpoint_path.string() +
+                  "' was written by a run with other settings:\n  checkpoint: " +
                   progress.metadata["run_settings"] + "\n  now:        " + settings.str() +
                   "\nresume with the same options");
     if (progress.metadata["threads"] != std::to_string(num_threads()))
       std::cout << "warning: the checkpoint was written with " << progress.metadata["threads"]
                 << " threads; with " << num_threads() << " the results differ in the last bits\n";
-    std::cout << "Resuming from " << checkpoint_path.string() << " after epoch " << progress.completed_epochs << "\n";
+    std::cout << "Resuming from " << checkpoint_path.string() << " after epoch "
+              << progress.completed_epochs << "\n";
   }
   TrainingCheckpoint<float> checkpoint(checkpoint_path, progress, {state.begin(), state.end()});
 
@@ -425,7 +467,8 @@ int train(const std::vector<std::string>& raw) {
 
   const Scores test = score(*model, images, parts.test);
   std::cout << '\n';
-  print_scores(test, "Test part (" + std::to_string(parts.test.size()) + " images never seen in training)");
+  print_scores(
+      test, "Test part (" + std::to_string(parts.test.size()) + " images never seen in training)");
 
   Metadata metadata{
       {"class_names", "without_mask,with_mask"},
@@ -446,9 +489,11 @@ int train(const std::vector<std::string>& raw) {
     history.write_csv(history_path);
     write_history_plot(history, plot_path, "mask_detector, " + arch + " network");
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "\nSaved the model to " << model_path.string();
-  if (history.epochs() > 0) std::cout << ", the history to " << history_path.string() << " and " << plot_path.string();
+  if (history.epochs() > 0)
+    std::cout << ", the history to " << history_path.string() << " and " << plot_path.string();
   std::cout << "\nTotal time " << format_duration(seconds) << " (" << std::fixed
             << std::setprecision(1) << seconds << " s)\n";
   return 0;
@@ -456,7 +501,9 @@ int train(const std::vector<std::string>& raw) {
 
 /// The compact model trained on the Kaggle photos and committed under models/: what evaluate
 /// and predict use when no --model is given.
-std::string shipped_model_name() { return fs::path(STRATUM_SHIPPED_MODEL).filename().string(); }
+std::string shipped_model_name() {
+  return fs::path(STRATUM_SHIPPED_MODEL).filename().string();
+}
 
 fs::path model_path_argument(const Arguments& args) {
   if (args.has("model")) return args.get("model", "");
@@ -480,8 +527,9 @@ ModelInfo load_for_inference(const fs::path& path) {
   if (!info.loaded.model->has_loss())
     throw IoError("'" + path.string() + "' has no loss, so its outputs cannot be read as classes");
   if (info.loaded.model->input_shape() != Shape{info.height, info.width, 3})
-    throw IoError("'" + path.string() + "' expects input " + info.loaded.model->input_shape().to_batch_string() +
-                  ", not RGB images of " + std::to_string(info.width) + "x" + std::to_string(info.height));
+    throw IoError("'" + path.string() + "' expects input " +
+                  info.loaded.model->input_shape().to_batch_string() + ", not RGB images of " +
+                  std::to_string(info.width) + "x" + std::to_string(info.height));
   return info;
 }
 
@@ -527,7 +575,8 @@ int evaluate(const std::vector<std::string>& raw) {
   std::string what = "All of " + dir.string();
   if (!args.has("all")) {
     auto& meta = info.loaded.metadata;
-    const auto seed = static_cast<std::uint64_t>(std::stoull(meta.count("split_seed") ? meta["split_seed"] : "42"));
+    const auto seed = static_cast<std::uint64_t>(
+        std::stoull(meta.count("split_seed") ? meta["split_seed"] : "42"));
     if (meta.count("data_fingerprint") && meta["data_fingerprint"] != fingerprint(images))
       std::cerr << "warning: " << dir.string() << " is not the dataset this model was trained on; "
                 << "its 'test part' may overlap the training data. Use --all for other datasets.\n";
@@ -556,62 +605,20 @@ int evaluate(const std::vector<std::string>& raw) {
   return 0;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-      out += escaped;
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-/// The image files to classify: each file argument as given, and the image files of each folder
-/// argument (by extension, sorted by name). A folder's entries with an image's extension that
-/// are not regular files (dangling links, FIFOs, devices, folders) are named in a warning and
-/// never opened.
-std::vector<fs::path> collect_images(const std::vector<std::string>& arguments) {
-  static const std::vector<std::string> extensions{".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga",
-                                                   ".ppm", ".pgm", ".pnm", ".psd", ".hdr"};
-  std::vector<fs::path> files;
-  for (const auto& argument : arguments) {
-    if (!fs::is_directory(argument)) {
-      files.emplace_back(argument);
-      continue;
-    }
-    std::vector<fs::path> found;
-    for (const auto& entry : fs::directory_iterator(argument)) {
-      std::string ext = entry.path().extension().string();
-      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) continue;
-      if (const auto problem = why_not_a_regular_file(entry))
-        std::cerr << "warning: skipped '" << entry.path().string() << "' " << *problem << '\n';
-      else
-        found.push_back(entry.path());
-    }
-    if (found.empty()) throw Error("'" + argument + "' holds no image files");
-    std::sort(found.begin(), found.end());
-    files.insert(files.end(), found.begin(), found.end());
-  }
-  return files;
-}
-
 int predict(const std::vector<std::string>& raw) {
   const Arguments args(raw, {
-      {"model", "FILE", "the trained model (default: the shipped compact model, " + shipped_model_name() + ")"},
-      {"json", "", "print the results as JSON"},
-      {"threads", "N", "threads to use (default: all cores)"},
-      {"help", "", "show this help"},
-  });
+                                {"model", "FILE",
+                                 "the trained model (default: the shipped compact model, " +
+                                     shipped_model_name() + ")"},
+                                {"json", "", "print the results as JSON"},
+                                {"threads", "N", "threads to use (default: all cores)"},
+                                {"help", "", "show this help"},
+                            });
   if (args.has("help")) {
     std::cout << "usage: mask_detector predict [--model FILE] [--json] IMAGE_OR_FOLDER...\n\n"
                  "Prints the predicted label and its probability for each image, and for a folder\n"
-                 "every image in it, then a count of each label.\n\n" << args.help();
+                 "every image in it, then a count of each label.\n\n"
+              << args.help();
     return 0;
   }
   if (args.positional().empty()) throw UsageError("predict needs at least one image or folder");
@@ -629,7 +636,8 @@ int predict(const std::vector<std::string>& raw) {
     try {
       const Image image = resize_image(load_image(file), info.width, info.height);
       Tensor<float> x({1, info.height, info.width, 3});
-      for (Index p = 0; p < x.size(); ++p) x[p] = static_cast<float>(image.pixels[static_cast<std::size_t>(p)]) / 255.0f;
+      for (Index p = 0; p < x.size(); ++p)
+        x[p] = static_cast<float>(image.pixels[static_cast<std::size_t>(p)]) / 255.0f;
       const Tensor<float>& out = model.forward(x, Mode::inference);
       double probabilities[2];
       model.loss().class_probabilities(out.data(), out.dim(1), probabilities);
@@ -646,14 +654,19 @@ int predict(const std::vector<std::string>& raw) {
                   << probabilities[label] << ")\n";
     } catch (const Error& e) {
       ++failures;
-      if (json) std::cout << "\n  {\"file\": " << json_string(file) << ", \"error\": " << json_string(e.what()) << "}";
-      else std::cerr << "mask_detector: " << e.what() << '\n';
+      if (json)
+        std::cout << "\n  {\"file\": " << json_string(file)
+                  << ", \"error\": " << json_string(e.what()) << "}";
+      else
+        std::cerr << "mask_detector: " << e.what() << '\n';
     }
   }
-  if (json) std::cout << "\n]\n";
+  if (json)
+    std::cout << "\n]\n";
   else if (files.size() > 1)
-    std::cout << "\n" << files.size() << " images: with_mask " << counts[1] << ", without_mask " << counts[0]
-              << ", unreadable " << failures << '\n';
+    std::cout << "\n"
+              << files.size() << " images: with_mask " << counts[1] << ", without_mask "
+              << counts[0] << ", unreadable " << failures << '\n';
   return failures == 0 ? 0 : 1;
 }
 
@@ -663,8 +676,12 @@ constexpr const char* usage =
     "  train     train on a folder of photos (with_mask/, without_mask/) and save the model\n"
     "  evaluate  accuracy, precision, recall, F1 and confusion matrix of a saved model\n"
     "  predict   classify image files, or every image in a folder, with a saved model\n"
+    "  detect    find every face in photos (or folders of photos), draw and list them\n"
+#if STRATUM_DETECTOR_COMMANDS
     "  train-detector     train a detector of every face in a scene (VOC scene folder)\n"
-    "  evaluate-detector  AP50 per class, mean AP, COCO AP and recall of a saved detector\n\n"
+    "  evaluate-detector  AP50 per class, mean AP, COCO AP and recall of a saved detector\n"
+#endif
+    "\n"
     "Run 'mask_detector COMMAND --help' for the options of each.\n";
 
 }  // namespace
@@ -676,6 +693,9 @@ int main(int argc, char** argv) {
     if (command == "train") return train(args);
     if (command == "evaluate") return evaluate(args);
     if (command == "predict") return predict(args);
+    if (command == "detect")
+      return mask_detection::detect_command(args,
+                                            {STRATUM_SHIPPED_DETECTOR, STRATUM_SHIPPED_MODEL});
 #if STRATUM_DETECTOR_COMMANDS
     if (command == "train-detector") return mask_detection::train_detector(args);
     if (command == "evaluate-detector") return mask_detection::evaluate_detector(args);
@@ -684,7 +704,8 @@ int main(int argc, char** argv) {
       std::cout << usage;
       return 0;
     }
-    std::cerr << (command.empty() ? "" : "mask_detector: unknown command '" + command + "'\n\n") << usage;
+    std::cerr << (command.empty() ? "" : "mask_detector: unknown command '" + command + "'\n\n")
+              << usage;
     return 2;
   } catch (const UsageError& e) {
     std::cerr << "mask_detector " << command << ": " << e.what() << " (see --help)\n";

@@ -25,10 +25,11 @@
 
 namespace stratum {
 
-/// True when `out` is the process' standard output and that is a terminal.
+/// True when `out` is the process' standard output or standard error and that is a terminal.
 inline bool is_terminal(const std::ostream& out) {
 #if __has_include(<unistd.h>)
-  return &out == &std::cout && ::isatty(STDOUT_FILENO) == 1;
+  if (&out == &std::cout) return ::isatty(STDOUT_FILENO) == 1;
+  return &out == &std::cerr && ::isatty(STDERR_FILENO) == 1;
 #else
   (void)out;
   return false;

@@ -1,0 +1,138 @@
+// `mask_detector detect` on one 640 x 480 photo, with 2 threads: the target is at most
+// 25 ms a photo, decoding included.
+//
+//   detector_network/S      the network alone on an S x S input (one image)
+//   detect_photo/S          what Detector::detect does: letterbox the photo to S x S, the
+//                           network, CenterNet decoding (3x3 peaks, top 100), NMS, boxes mapped
+//                           back to the photo
+//   detect_jpeg_photo/S     the photo's JPEG decoded from memory, then detect_photo, then the
+//                           boxes and labels drawn on a copy (all of detect but the file I/O)
+//
+// S is the letterbox side: 384 (train-detector's default) and 512 (the reference detector's).
+// Counters: "GFLOP" the network's forward pass per photo (2 per multiply-add of its Conv2D
+// layers), "GFLOP/s" that over the wall time, "images/s".
+//
+// The network is train-detector's (detector_model.hpp, build_detector_network): stem stride 2,
+// stages to stride 32 with residual blocks, a small FPN back to stride 4, heatmap and box heads.
+// Its weights are random: the time of a forward pass does not depend on them, and decoding
+// scans every cell whatever it holds.
+#include <mask_detection/detector_inference.hpp>
+#include <mask_detection/detector_model.hpp>
+#include <mask_detection/draw_boxes.hpp>
+
+#include "bench_common.hpp"
+
+namespace stratum::bench {
+namespace {
+
+/// train-detector's network for S x S inputs and 3 classes, with random weights.
+std::unique_ptr<GraphModel<float>> detector_network(int size) {
+  return mask_detection::build_detector_network(size, 3, 1);
+}
+
+mask_detection::Detector bench_detector(int size) {
+  LoadedGraphModel<float> loaded{detector_network(size),
+                                 {{"kind", "detector"},
+                                  {"input_size", std::to_string(size)},
+                                  {"stride", "4"},
+                                  {"classes", "with_mask,without_mask,mask_weared_incorrect"},
+                                  {"design", "one-stage"}}};
+  return mask_detection::Detector(std::move(loaded), "benchmark detector", "");
+}
+
+/// A 640 x 480 photo of smooth random blobs (closer to a photo than noise, for the JPEG).
+Image bench_photo() {
+  Image photo{640, 480, std::vector<std::uint8_t>(640 * 480 * 3)};
+  Random rng(3);
+  const double fx = rng.uniform(0.01, 0.05), fy = rng.uniform(0.01, 0.05);
+  for (int y = 0; y < 480; ++y)
+    for (int x = 0; x < 640; ++x)
+      for (int c = 0; c < 3; ++c)
+        photo.pixels[static_cast<std::size_t>((y * 640 + x) * 3 + c)] = static_cast<std::uint8_t>(
+            127 + 100 * std::sin(fx * x * (c + 1)) * std::cos(fy * y) + rng.uniform(-20, 20));
+  return photo;
+}
+
+/// Runs `body` with 2 threads, restoring the count after.
+class TwoThreads {
+ public:
+  TwoThreads() : saved_(num_threads()) { set_num_threads(2); }
+  ~TwoThreads() { set_num_threads(saved_); }
+  TwoThreads(const TwoThreads&) = delete;
+  TwoThreads& operator=(const TwoThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+void report_detector(benchmark::State& state, GraphModel<float>& network) {
+  const double flops = 2 * mask_detection::detector_multiply_adds(network);
+  state.counters["GFLOP"] = flops * 1e-9;
+  report(state, flops, 1);
+}
+
+void detector_network_forward(benchmark::State& state) {
+  const TwoThreads threads;
+  const auto size = static_cast<int>(state.range(0));
+  auto network = detector_network(size);
+  Tensor<float> x({1, size, size, 3});
+  Random rng(5);
+  for (auto& v : x) v = static_cast<float>(rng.uniform());
+  network->forward(std::vector<Tensor<float>>{x}, Mode::inference);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(network->forward(std::vector<Tensor<float>>{x}, Mode::inference));
+  report_detector(state, *network);
+}
+
+void detect_photo(benchmark::State& state) {
+  const TwoThreads threads;
+  auto detector = bench_detector(static_cast<int>(state.range(0)));
+  const Image photo = bench_photo();
+  const mask_detection::DetectorOptions options;
+  std::size_t found = detector.detect(photo, options).size();
+  for (auto _ : state) benchmark::DoNotOptimize(found = detector.detect(photo, options).size());
+  state.counters["detections"] = double(found);
+  report_detector(state, detector.network());
+}
+
+void detect_jpeg_photo(benchmark::State& state) {
+  const TwoThreads threads;
+  auto detector = bench_detector(static_cast<int>(state.range(0)));
+  const Image photo = bench_photo();
+  // The photo as a JPEG file's bytes (quality 90), as detect reads it.
+  const auto path = std::filesystem::temp_directory_path() / "stratum-bench-detect.jpg";
+  if (!stbi_write_jpg(path.string().c_str(), photo.width, photo.height, 3, photo.pixels.data(), 90))
+    throw IoError("cannot write '" + path.string() + "'");
+  const std::vector<std::uint8_t> jpeg = read_file(path);
+  std::filesystem::remove(path);
+  const mask_detection::DetectorOptions options;
+  for (auto _ : state) {
+    const Image decoded = decode_image(jpeg, "photo.jpg");
+    const auto found = detector.detect(decoded, options);
+    benchmark::DoNotOptimize(
+        mask_detection::draw_detections(decoded, found, detector.class_names()).pixels.data());
+  }
+  report_detector(state, detector.network());
+}
+
+BENCHMARK(detector_network_forward)
+    ->Arg(384)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
+BENCHMARK(detect_photo)
+    ->Arg(384)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
+BENCHMARK(detect_jpeg_photo)
+    ->Arg(384)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
+
+}  // namespace
+}  // namespace stratum::bench
