@@ -101,7 +101,7 @@ TEST_CASE("the SIMD paths: what this CPU runs, and the choice from code") {
   // A build for a CPU with AVX2 runs only on such CPUs: the run-time check must agree.
   CHECK(kernels::simd_path_available(SimdPath::avx2));
 #endif
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(STRATUM_NO_AVX512)
   CHECK(kernels::simd_path_available(SimdPath::avx512));
 #endif
   for (SimdPath p : {SimdPath::avx2, SimdPath::avx512, SimdPath::neon})
