@@ -178,6 +178,49 @@ TEST_CASE("train-detector and evaluate-detector on a small scene folder") {
   CHECK(json.output.find("\"boxes\": ") != std::string::npos);
 }
 
+TEST_CASE("train-detector and evaluate-detector, face-then-classifier design") {
+  stratum::testing::TempDir dir;
+  const fs::path data = dir.path() / "scenes";
+  const fs::path test_list = make_scene_folder(data, 24);
+  const fs::path model = dir.path() / "faces.stmodel";
+  const std::string common = "--data " + quote_path(data) + " --test-list " +
+                             quote_path(test_list) + " --no-cache --threads 2";
+  const std::string train = "train-detector " + common +
+                            " --epochs 1 --batch 4 --input-size 64 --quiet --out " +
+                            quote_path(model);
+
+  const DetectorRun unknown = run_detector_command(train + " --design two-stage");
+  CHECK(unknown.exit_code != 0);
+  CHECK(unknown.output.find("--design is one-stage or face-then-classifier, not 'two-stage'") !=
+        std::string::npos);
+
+  const DetectorRun trained = run_detector_command(train + " --design face-then-classifier");
+  INFO(trained.output);
+  REQUIRE(trained.exit_code == 0);
+  // Validation scores the face heatmap as one class.
+  CHECK(trained.output.find("validation AP50: face ") != std::string::npos);
+  auto loaded = stratum::load_graph_model<float>(model);
+  CHECK(loaded.metadata["design"] == "face-then-classifier");
+  CHECK(loaded.metadata["classes"] == "face");
+  CHECK(loaded.model->shape(loaded.model->output_node(0)) == stratum::Shape{16, 16, 1});
+
+  // Scored with the shipped classifier labelling each face: the per-class table of the scenes'
+  // three classes (mask_weared_incorrect, which the classifier does not know, scores nothing).
+  const DetectorRun scored =
+      run_detector_command("evaluate-detector " + common + " --model " + quote_path(model));
+  INFO(scored.output);
+  REQUIRE(scored.exit_code == 0);
+  CHECK(scored.output.find("(face-then-classifier, input 64") != std::string::npos);
+  CHECK(scored.output.find("mean AP50 (with_mask, without_mask)") != std::string::npos);
+  CHECK(scored.output.find("mask_weared_incorrect") != std::string::npos);
+
+  const DetectorRun no_classifier = run_detector_command(
+      "evaluate-detector " + common + " --model " + quote_path(model) + " --classifier " +
+      quote_path(dir.path() / "missing.stmodel"));
+  CHECK(no_classifier.exit_code != 0);
+  CHECK(no_classifier.output.find("missing.stmodel") != std::string::npos);
+}
+
 TEST_CASE("train-detector --resume needs a checkpoint") {
   stratum::testing::TempDir dir;
   const fs::path data = dir.path() / "scenes";

@@ -7,9 +7,12 @@
 // (andrewmvd/face-mask-detection) unpacks. A detector model file is a graph model
 // (save_graph_model) whose metadata holds "kind" = "detector", "input_size" (the letterbox
 // side S), "stride" (4), "classes" (comma-separated, in heatmap channel order) and "design"
-// ("one-stage"), and whose outputs are, in order: heatmap logits (S/4, S/4, classes), size
-// (S/4, S/4, 2: log of width and height in cells) and offset (S/4, S/4, 2: the centre's
-// position in its cell), as detection/centernet_targets.hpp and decode.hpp define them.
+// ("one-stage": a heatmap channel per class; "face-then-classifier": one channel, "face", and
+// the compact classifier labels each face), and whose outputs are, in order: heatmap logits
+// (S/4, S/4, classes), size (S/4, S/4, 2: log of width and height in cells) and offset
+// (S/4, S/4, 2: the centre's position in its cell), as detection/centernet_targets.hpp and
+// decode.hpp define them. evaluate-detector scores a detector through `detect`'s own code
+// (detector_inference.hpp), so that its figures are those of what users run.
 #pragma once
 
 #include <stratum/callbacks/learning_rate_scheduler.hpp>
@@ -18,6 +21,7 @@
 #include <stratum/plot.hpp>
 #include <stratum/progress.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
@@ -29,6 +33,7 @@
 #include "cli.hpp"
 #include "detector_data.hpp"
 #include "detector_evaluation.hpp"
+#include "detector_inference.hpp"
 #include "detector_model.hpp"
 
 namespace mask_detection {
@@ -93,27 +98,67 @@ inline DetectorData load_data(const Arguments& args, std::uint64_t seed, std::os
                             seed, out);
 }
 
-/// Scores the model on a part of the scenes.
+/// Scores the network's heatmap on a part of the scenes (per class, or faces).
 inline DetectorScores score_part(stratum::GraphModel<float>& model, const DetectorData& data,
                                  const std::vector<stratum::Index>& part, int input_size,
-                                 float threshold) {
-  const auto encoding = detector_encoding(static_cast<int>(data.scenes.class_names.size()));
-  const DetectorSamples samples(data.scenes, part, input_size, encoding);
-  return score_detections(data.scenes, part, detect_scenes(model, samples, encoding), threshold);
+                                 HeatmapTarget target, float threshold) {
+  const DetectorSamples samples(data.scenes, part, input_size, target);
+  return score_detections(data.scenes, part, detect_scenes(model, samples), threshold, target);
+}
+
+/// What the heatmap of a design's network stands for; throws on an unknown design.
+inline HeatmapTarget heatmap_target(const std::string& design) {
+  if (design == "one-stage") return HeatmapTarget::per_class;
+  if (design == "face-then-classifier") return HeatmapTarget::faces;
+  throw UsageError("--design is one-stage or face-then-classifier, not '" + design + "'");
+}
+
+/// Scores `detector` as `detect` runs it (Detector::detect, with every score: AP needs the whole
+/// ranking) on each scene of `part`, its classes matched to the scenes' by name. A progress bar
+/// on `log`: the face-then-classifier design classifies up to 100 crops a scene.
+inline DetectorScores score_test_scenes(Detector& detector, const stratum::SceneCollection& scenes,
+                                        const std::vector<stratum::Index>& part,
+                                        float operating_threshold, std::ostream& log) {
+  std::vector<int> scene_class;  // of each class the detector reports
+  for (const std::string& name : detector.class_names()) {
+    const auto it = std::find(scenes.class_names.begin(), scenes.class_names.end(), name);
+    if (it == scenes.class_names.end())
+      throw stratum::Error("the detector's class '" + name + "' is not one of the scenes' (" +
+                           join_names(scenes.class_names) + ")");
+    scene_class.push_back(static_cast<int>(it - scenes.class_names.begin()));
+  }
+  DetectorOptions options;
+  options.score_threshold = 0;
+  options.top_k = detections_per_scene;
+  std::vector<std::vector<stratum::Detection>> detections;
+  stratum::ProgressBar bar(log, static_cast<stratum::Index>(part.size()));
+  for (stratum::Index scene : part) {
+    detections.push_back(detector.detect(scenes.image(scene), options));
+    for (auto& d : detections.back()) d.class_id = scene_class[static_cast<std::size_t>(d.class_id)];
+    bar.update(static_cast<stratum::Index>(detections.size()), {});
+  }
+  bar.finish({});
+  return score_detections(scenes, part, detections, operating_threshold);
 }
 
 /// The operating threshold of precision and recall: a detection counts from this score on.
 inline constexpr float default_operating_threshold = 0.3f;
 
 /// After each epoch: AP50 on the validation scenes, printed and added to the epoch's figures
-/// ("val_ap50": the mean over with_mask and without_mask, "val_map50": all three classes), then
-/// the epoch handed to `next` (the checkpoint, which records the history), so that the history
-/// CSV and the checkpoint hold them.
+/// ("val_ap50": the mean over with_mask and without_mask, "val_map50": all three classes; for a
+/// face heatmap both are the face AP50), then the epoch handed to `next` (the checkpoint, which
+/// records the history), so that the history CSV and the checkpoint hold them.
 class ValidationAveragePrecision final : public stratum::Callback<float> {
  public:
   ValidationAveragePrecision(stratum::GraphModel<float>& model, const DetectorData& data,
-                             int input_size, stratum::Callback<float>& next, std::ostream& out)
-      : model_(model), data_(data), input_size_(input_size), next_(next), out_(out) {}
+                             int input_size, HeatmapTarget target, stratum::Callback<float>& next,
+                             std::ostream& out)
+      : model_(model),
+        data_(data),
+        input_size_(input_size),
+        target_(target),
+        next_(next),
+        out_(out) {}
 
   void on_train_begin(stratum::Model<float>& m) override { next_.on_train_begin(m); }
   void on_epoch_begin(stratum::Model<float>& m, int epoch) override {
@@ -124,17 +169,20 @@ class ValidationAveragePrecision final : public stratum::Callback<float> {
       next_.on_epoch_end(m, logs);
       return;
     }
-    const DetectorScores s =
-        score_part(model_, data_, data_.split.validation, input_size_, default_operating_threshold);
+    const DetectorScores s = score_part(model_, data_, data_.split.validation, input_size_,
+                                        target_, default_operating_threshold);
     stratum::EpochLogs with_ap = logs;
-    const double mean = s.all.mean_voc_ap50(headline_classes).value_or(0.0);
     const double map = s.all.mean_voc_ap50().value_or(0.0);
+    const double mean =
+        target_ == HeatmapTarget::faces ? map : s.all.mean_voc_ap50(headline_classes).value_or(0.0);
     with_ap.named.emplace_back("val_ap50", mean);
     with_ap.named.emplace_back("val_map50", map);
     out_ << "  validation AP50: ";
     for (const auto& c : s.all.classes) out_ << c.name << ' ' << detail::figure(c.voc_ap50) << ", ";
-    out_ << "mean (with_mask, without_mask) " << detail::figure(mean) << ", three-class "
-         << detail::figure(map) << std::endl;
+    if (target_ == HeatmapTarget::per_class)
+      out_ << "mean (with_mask, without_mask) " << detail::figure(mean) << ", three-class "
+           << detail::figure(map);
+    out_ << std::endl;
     next_.on_epoch_end(m, with_ap);
   }
   void on_train_end(stratum::Model<float>& m) override { next_.on_train_end(m); }
@@ -143,6 +191,7 @@ class ValidationAveragePrecision final : public stratum::Callback<float> {
   stratum::GraphModel<float>& model_;
   const DetectorData& data_;
   int input_size_;
+  HeatmapTarget target_;
   stratum::Callback<float>& next_;
   std::ostream& out_;
 };
@@ -164,6 +213,7 @@ inline int train_detector(const std::vector<std::string>& raw) {
   const Arguments args(
       raw,
       with_detector_data_options({
+          {"design", "D", "one-stage or face-then-classifier (default: one-stage)"},
           {"epochs", "N", "training epochs (default: 40)"},
           {"batch", "N", "batch size (default: 16)"},
           {"lr", "RATE", "peak learning rate of Adam (default: 0.002)"},
@@ -183,12 +233,16 @@ inline int train_detector(const std::vector<std::string>& raw) {
           args,
           "usage: mask_detector train-detector --data DIR [--test-list FILE] [options]\n\n"
           "Trains a CenterNet-style detector that finds every face and labels it with_mask,\n"
-          "without_mask or mask_weared_incorrect. The split is by scene (--test-list, or a\n"
-          "seeded 80/20 split), 10 % of the training scenes held out for validation, and\n"
+          "without_mask or mask_weared_incorrect with a heatmap per class (--design\n"
+          "one-stage), or that finds faces, whatever they wear, for the face classifier to\n"
+          "label (face-then-classifier). The split is by scene (--test-list, or a seeded\n"
+          "80/20 split), 10 % of the training scenes held out for validation, and\n"
           "identical images kept together. Adam with a warm-up and cosine decay; random\n"
           "scale, crop, flip and colour; validation AP50 after every epoch; a checkpoint after\n"
           "every epoch lets --resume finish an interrupted run.\n\n"))
     return 0;
+  const std::string design = args.get("design", "one-stage");
+  const HeatmapTarget target = heatmap_target(design);
   const int epochs = static_cast<int>(args.get_int("epochs", 40, 0, 100000));
   const Index batch = args.get_int("batch", 16, 1, 4096);
   const double lr = args.get_double("lr", 0.002, 1e-9, 10.0);
@@ -209,9 +263,10 @@ inline int train_detector(const std::vector<std::string>& raw) {
                 "' to resume from (a finished run removes it)");
 
   const DetectorData data = load_data(args, seed, std::cout);
-  const auto classes = static_cast<int>(data.scenes.class_names.size());
-  const CenterNetEncoding encoding = detector_encoding(classes);
-  auto model = build_detector_network(input_size, classes, seed);
+  const std::vector<std::string>& heatmap_classes =
+      target == HeatmapTarget::faces ? face_class : data.scenes.class_names;
+  auto model =
+      build_detector_network(input_size, static_cast<int>(heatmap_classes.size()), seed);
   compile_detector(*model, lr, weight_decay);
   model->summary();
   std::cout << std::fixed << std::setprecision(2) << "Input " << input_size << "x" << input_size
@@ -221,9 +276,9 @@ inline int train_detector(const std::vector<std::string>& raw) {
             << "\n\n";
 
   BoxAugmenter augmenter(seed + 2, input_size);
-  const DetectorSamples train_data(data.scenes, data.split.train, input_size, encoding,
+  const DetectorSamples train_data(data.scenes, data.split.train, input_size, target,
                                    augment ? &augmenter : nullptr);
-  const DetectorSamples validation_data(data.scenes, data.split.validation, input_size, encoding);
+  const DetectorSamples validation_data(data.scenes, data.split.validation, input_size, target);
   const auto steps_per_epoch = static_cast<long long>(
       (data.split.train.size() + std::size_t(batch) - 1) / std::size_t(batch));
   const long long warmup_steps = steps_per_epoch * warmup_epochs;
@@ -232,7 +287,7 @@ inline int train_detector(const std::vector<std::string>& raw) {
 
   // Everything that shapes the run: a checkpoint resumes only the run it was written by.
   std::ostringstream settings;
-  settings << "epochs=" << epochs << " batch=" << batch << " lr=" << lr
+  settings << "design=" << design << " epochs=" << epochs << " batch=" << batch << " lr=" << lr
            << " warmup=" << warmup_epochs << " weight_decay=" << weight_decay
            << " input_size=" << input_size << " augment=" << augment << " seed=" << seed
            << " test_list=" << args.get("test-list", "")
@@ -254,7 +309,8 @@ inline int train_detector(const std::vector<std::string>& raw) {
   }
   TrainingCheckpoint<float, GraphModel<float>> checkpoint(checkpoint_path, progress,
                                                           {state.begin(), state.end()});
-  ValidationAveragePrecision validation_ap(*model, data, input_size, checkpoint, std::cout);
+  ValidationAveragePrecision validation_ap(*model, data, input_size, target, checkpoint,
+                                           std::cout);
 
   FitOptions<float, DenseDataset<float>> options;
   options.epochs = epochs;
@@ -274,7 +330,8 @@ inline int train_detector(const std::vector<std::string>& raw) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   DetectorInfo info;
   info.input_size = input_size;
-  info.classes = data.scenes.class_names;
+  info.classes = heatmap_classes;
+  info.design = design;
   Metadata metadata = detector_metadata(info);
   metadata.insert(run_metadata.begin(), run_metadata.end());
   metadata["split_seed"] = std::to_string(seed);
@@ -303,6 +360,9 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
   using namespace detector_detail;
   const Arguments args(raw, with_detector_data_options({
                                 {"model", "FILE", "the detector to score"},
+                                {"classifier", "FILE",
+                                 "the face classifier of a face-then-classifier detector "
+                                 "(default: the shipped compact model)"},
                                 {"json", "", "print the figures as JSON"},
                                 {"threshold", "P",
                                  "score from which a detection counts for precision and recall "
@@ -313,18 +373,19 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
           "usage: mask_detector evaluate-detector --data DIR --model FILE [--test-list FILE] "
           "[--json]\n\n"
           "Scores a detector on the test scenes of DIR (the scenes of --test-list, or the\n"
-          "seeded split stored in the model): per-class VOC AP50, their mean over with_mask\n"
-          "and without_mask (the headline), the three-class mAP50, COCO AP[.5:.95], precision\n"
-          "and recall, and the same by box size.\n\n"))
+          "seeded split stored in the model), with the detections `detect` makes: per-class\n"
+          "VOC AP50, their mean over with_mask and without_mask (the headline), the\n"
+          "three-class mAP50, COCO AP[.5:.95], precision and recall, and the same by box size.\n\n"))
     return 0;
   if (!args.has("model")) throw UsageError("--model FILE is needed");
   const fs::path model_path = args.get("model", "");
   auto loaded = load_graph_model<float>(model_path);
   const DetectorInfo info = read_detector_info(loaded.metadata, model_path.string());
-  if (info.design != "one-stage" || info.classes != detector_classes)
+  const HeatmapTarget target = heatmap_target(info.design);
+  if (info.classes != (target == HeatmapTarget::faces ? face_class : detector_classes))
     throw Error("'" + model_path.string() + "' is a " + info.design + " detector of classes " +
-                join_names(info.classes) + "; evaluate-detector scores one-stage detectors of " +
-                join_names(detector_classes));
+                join_names(info.classes) + "; evaluate-detector scores detectors of " +
+                join_names(detector_classes) + " (one-stage) or of faces (face-then-classifier)");
   if (info.stride != detector_stride)
     throw Error("'" + model_path.string() + "' has stride " + std::to_string(info.stride) +
                 ", not " + std::to_string(detector_stride));
@@ -344,16 +405,24 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
               << loaded.metadata["test_list"]
               << "; without it, the seeded test part may hold its training scenes\n";
 
+#ifdef STRATUM_SHIPPED_MODEL
+  const std::string default_classifier = STRATUM_SHIPPED_MODEL;
+#else
+  const std::string default_classifier = "mask_detector_compact.stmodel";
+#endif
+  Detector detector(std::move(loaded), model_path.string(),
+                    args.get("classifier", default_classifier));
   const auto begin = std::chrono::steady_clock::now();
   const DetectorScores scores =
-      score_part(*loaded.model, data, data.split.test, info.input_size, threshold);
+      score_test_scenes(detector, data.scenes, data.split.test, threshold, log);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   if (json) {
     std::cout << scores_to_json(scores) << '\n';
   } else {
     std::cout << "\nTest part: " << data.split.test.size() << " scenes, model "
-              << model_path.string() << " (input " << info.input_size << ", "
+              << model_path.string() << " (" << info.design << ", input " << info.input_size
+              << ", "
               << format_duration(seconds) << " to detect and score)\n\n"
               << scores_to_text(scores);
   }

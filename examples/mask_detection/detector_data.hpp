@@ -24,6 +24,21 @@ inline const std::vector<std::string> detector_classes{"with_mask", "without_mas
                                                        "mask_weared_incorrect"};
 /// The classes the headline figure averages: what a user acts on.
 inline const std::vector<std::string> headline_classes{"with_mask", "without_mask"};
+/// The heatmap's one class in the face-then-classifier design.
+inline const std::vector<std::string> face_class{"face"};
+
+/// What the heatmap's channels stand for: one class each (the one-stage design), or one
+/// channel for every face whatever it wears (face-then-classifier: a classifier labels the
+/// faces afterwards).
+enum class HeatmapTarget { per_class, faces };
+
+/// `boxes` as the heatmap's targets: as they are per class, all on channel 0 for faces.
+inline std::vector<stratum::LabelledBox> heatmap_boxes(std::vector<stratum::LabelledBox> boxes,
+                                                       HeatmapTarget target) {
+  if (target == HeatmapTarget::faces)
+    for (auto& b : boxes) b.class_id = 0;
+  return boxes;
+}
 
 /// The scenes of a detection folder and their split into train, validation and test parts.
 struct DetectorData {
@@ -55,10 +70,13 @@ inline DetectorData load_detector_data(const std::filesystem::path& dir,
   return data;
 }
 
-/// The CenterNet encoding of the detector's targets (one heatmap channel per class).
-inline stratum::CenterNetEncoding detector_encoding(int classes) {
+/// The CenterNet encoding of the detector's targets: a heatmap channel per class of `scenes`,
+/// or one for faces.
+inline stratum::CenterNetEncoding detector_encoding(const stratum::SceneCollection& scenes,
+                                                    HeatmapTarget target) {
   stratum::CenterNetEncoding encoding;
-  encoding.classes = classes;
+  encoding.classes =
+      target == HeatmapTarget::faces ? 1 : static_cast<int>(scenes.class_names.size());
   encoding.stride = detector_stride;
   encoding.size_encoding = stratum::SizeEncoding::log;
   return encoding;
@@ -67,6 +85,7 @@ inline stratum::CenterNetEncoding detector_encoding(int classes) {
 /// Scenes of a SceneCollection as the network's samples, for fit, evaluate and predict:
 ///   input    (S, S, 3)        the scene letterboxed to S, pixels / 255
 ///   targets  heatmap (S/4, S/4, C), no mask: every cell counts, the letterbox padding too
+///            (C the classes, or 1 when the target is faces: every box on channel 0)
 ///            (the padding is there when detecting, and the network must learn that it holds
 ///            no face), size and offset (S/4, S/4, 2), masked to the cells of object centres
 /// With an augmenter (training), every gathered sample is a fresh random view of its scene
@@ -76,16 +95,17 @@ inline stratum::CenterNetEncoding detector_encoding(int classes) {
 class DetectorSamples final : public stratum::DenseDataset<float> {
  public:
   DetectorSamples(const stratum::SceneCollection& scenes, std::vector<stratum::Index> part,
-                  int input_size, stratum::CenterNetEncoding encoding,
+                  int input_size, HeatmapTarget target,
                   stratum::BoxAugmenter* augmenter = nullptr)
       : scenes_(scenes),
         part_(std::move(part)),
         size_(input_size),
-        encoding_(encoding),
+        target_(target),
+        encoding_(detector_encoding(scenes, target)),
         augmenter_(augmenter) {
-    if (input_size % encoding.stride != 0)
+    if (input_size % encoding_.stride != 0)
       throw stratum::Error("DetectorSamples: the input size " + std::to_string(input_size) +
-                           " is not a multiple of the stride " + std::to_string(encoding.stride));
+                           " is not a multiple of the stride " + std::to_string(encoding_.stride));
     if (augmenter && augmenter->size() != input_size)
       throw stratum::Error("DetectorSamples: the augmenter makes samples of " +
                            std::to_string(augmenter->size()) + " px, not " +
@@ -104,6 +124,8 @@ class DetectorSamples final : public stratum::DenseDataset<float> {
   }
   [[nodiscard]] const stratum::SceneCollection& scenes() const { return scenes_; }
   [[nodiscard]] int input_size() const { return size_; }
+  [[nodiscard]] HeatmapTarget target() const { return target_; }
+  [[nodiscard]] const stratum::CenterNetEncoding& encoding() const { return encoding_; }
   /// The scene of sample k (an index into the collection).
   [[nodiscard]] stratum::Index scene_index(stratum::Index k) const {
     return part_[static_cast<std::size_t>(k)];
@@ -146,7 +168,8 @@ class DetectorSamples final : public stratum::DenseDataset<float> {
         for (const LabelledBox& b : s.boxes)
           boxes.push_back({boxed.geometry.to_letterbox(b.box), b.class_id});
       }
-      encode_centernet_targets<float>(boxes, encoding_, maps, k);
+      encode_centernet_targets<float>(heatmap_boxes(std::move(boxes), target_), encoding_, maps,
+                                      k);
     });
     batch.targets[0] = std::move(maps.heatmap);
     batch.targets[1] = std::move(maps.size);
@@ -160,6 +183,7 @@ class DetectorSamples final : public stratum::DenseDataset<float> {
   const stratum::SceneCollection& scenes_;
   std::vector<stratum::Index> part_;
   int size_;
+  HeatmapTarget target_;
   stratum::CenterNetEncoding encoding_;
   stratum::BoxAugmenter* augmenter_;
 };

@@ -27,7 +27,7 @@ inline constexpr int detections_per_scene = 100;
 /// detection that lies wholly on the padding is dropped.
 inline std::vector<std::vector<stratum::Detection>> detect_scenes(
     stratum::GraphModel<float>& model, const DetectorSamples& samples,
-    const stratum::CenterNetEncoding& encoding, stratum::Index batch_size = 8) {
+    stratum::Index batch_size = 8) {
   using namespace stratum;
   std::vector<std::vector<Detection>> result;
   CenterNetDecodeOptions options;
@@ -39,9 +39,9 @@ inline std::vector<std::vector<stratum::Detection>> detect_scenes(
     const Index count = std::min(chunk, samples.size() - first);
     std::vector<Index> part;
     for (Index k = first; k < first + count; ++k) part.push_back(samples.scene_index(k));
-    const DetectorSamples some(samples.scenes(), part, samples.input_size(), encoding);
+    const DetectorSamples some(samples.scenes(), part, samples.input_size(), samples.target());
     const std::vector<Tensor<float>> maps = model.predict(some, batch_size);
-    const auto decoded = decode_centernet(maps[0], maps[1], maps[2], encoding, options);
+    const auto decoded = decode_centernet(maps[0], maps[1], maps[2], some.encoding(), options);
     for (Index k = 0; k < count; ++k) {
       const Letterbox geometry = some.geometry(k);
       std::vector<Detection> in_scene;
@@ -107,21 +107,23 @@ inline void restrict_to_size(const SizeRange& range,
 }  // namespace detail
 
 /// Scores `detections` (one list per scene of `part`, in scene pixels) against the scenes'
-/// boxes; counts at `operating_threshold`.
+/// boxes, per class or, for `HeatmapTarget::faces`, as one class "face"; counts at
+/// `operating_threshold`.
 inline DetectorScores score_detections(
     const stratum::SceneCollection& scenes, const std::vector<stratum::Index>& part,
-    const std::vector<std::vector<stratum::Detection>>& detections, float operating_threshold) {
+    const std::vector<std::vector<stratum::Detection>>& detections, float operating_threshold,
+    HeatmapTarget target = HeatmapTarget::per_class) {
   using namespace stratum;
-  DetectionEvaluator all(scenes.class_names);
-  std::vector<DetectionEvaluator> by_size(size_ranges.size(),
-                                          DetectionEvaluator(scenes.class_names));
+  const auto& names = target == HeatmapTarget::faces ? face_class : scenes.class_names;
+  DetectionEvaluator all(names);
+  std::vector<DetectionEvaluator> by_size(size_ranges.size(), DetectionEvaluator(names));
   std::vector<LabelledBox> truth;
   std::vector<Detection> found;
   for (std::size_t k = 0; k < part.size(); ++k) {
-    const Scene& s = scenes.scene(part[k]);
-    all.add_image(s.boxes, detections[k]);
+    const std::vector<LabelledBox> boxes = heatmap_boxes(scenes.scene(part[k]).boxes, target);
+    all.add_image(boxes, detections[k]);
     for (std::size_t r = 0; r < size_ranges.size(); ++r) {
-      detail::restrict_to_size(size_ranges[r], s.boxes, detections[k], truth, found);
+      detail::restrict_to_size(size_ranges[r], boxes, detections[k], truth, found);
       by_size[r].add_image(truth, found);
     }
   }
