@@ -63,4 +63,21 @@ TEST_CASE("history CSV and plot") {
   CHECK(has(Rgb{31, 119, 180}));
   CHECK(has(Rgb{255, 127, 14}));
   CHECK_THROWS_AS(write_history_plot(h, dir.path() / "missing/h.png"), IoError);
+
+  // A named metric on the right: a detector's validation AP50, with no validation loss, draws
+  // its one (orange) curve in the right half only.
+  History detector;
+  detector.loss = {3.0, 2.0, 1.5};
+  detector.seconds = {1, 1, 1};
+  detector.column("val_ap50") = {0.1, 0.4, 0.6};
+  write_history_plot(detector, dir.path() / "ap.png", "test", "ap50");
+  const Image ap_plot = load_image(dir.path() / "ap.png");
+  int orange_left = 0, orange_right = 0;
+  for (int y = 0; y < ap_plot.height; ++y)
+    for (int x = 0; x < ap_plot.width; ++x) {
+      const std::uint8_t* p = ap_plot.pixels.data() + (std::size_t(y) * ap_plot.width + x) * 3;
+      if (p[0] == 255 && p[1] == 127 && p[2] == 14) ++(x < 600 ? orange_left : orange_right);
+    }
+  CHECK(orange_left == 0);
+  CHECK(orange_right > 100);
 }

@@ -178,9 +178,13 @@ class ValidationAveragePrecision final : public stratum::Callback<float> {
     with_ap.named.emplace_back("val_ap50", mean);
     with_ap.named.emplace_back("val_map50", map);
     out_ << "  validation AP50: ";
-    for (const auto& c : s.all.classes) out_ << c.name << ' ' << detail::figure(c.voc_ap50) << ", ";
+    const char* separator = "";
+    for (const auto& c : s.all.classes) {
+      out_ << separator << c.name << ' ' << detail::figure(c.voc_ap50);
+      separator = ", ";
+    }
     if (target_ == HeatmapTarget::per_class)
-      out_ << "mean (with_mask, without_mask) " << detail::figure(mean) << ", three-class "
+      out_ << ", mean (with_mask, without_mask) " << detail::figure(mean) << ", three-class "
            << detail::figure(map);
     out_ << std::endl;
     next_.on_epoch_end(m, with_ap);
@@ -343,7 +347,7 @@ inline int train_detector(const std::vector<std::string>& raw) {
   fs::remove(checkpoint_path);  // the run is complete: nothing left to resume
   if (history.epochs() > 0) {
     history.write_csv(history_path.string());
-    write_history_plot(history, plot_path, "mask_detector train-detector");
+    write_history_plot(history, plot_path, "mask_detector train-detector", "ap50");
   }
   std::cout << "\nSaved the detector to " << model_path.string();
   if (history.epochs() > 0)

@@ -142,20 +142,34 @@ inline void draw_panel(Canvas& canvas, double left, double top, double width, do
 
 }  // namespace detail
 
-/// Writes `history`'s loss and accuracy curves to a PNG file. Throws IoError on failure.
+/// Writes `history`'s curves to a PNG file: the loss on the left, `metric` on the right, each
+/// for training and validation where the history has them. `metric` is "accuracy" or a named
+/// column (History::named), whose validation curve is the column "val_" + metric: a detector's
+/// "ap50" plots "val_ap50" alone. Throws IoError on failure.
 inline void write_history_plot(const History& history, const std::filesystem::path& path,
-                               const std::string& title = "") {
+                               const std::string& title = "",
+                               const std::string& metric = "accuracy") {
   detail::Canvas canvas(1200, 500);
   const Rgb blue{31, 119, 180}, orange{255, 127, 14};
-  const std::vector<std::string> labels{"training", "validation"};
-  auto series = [&](const std::vector<double>& train, const std::vector<double>& val) {
-    std::vector<std::pair<std::vector<double>, Rgb>> s{{train, blue}};
-    if (!val.empty()) s.emplace_back(val, orange);
-    return s;
+  auto panel = [&](double left, const std::string& name, const std::vector<double>* train,
+                   const std::vector<double>* validation) {
+    std::vector<std::pair<std::vector<double>, Rgb>> series;
+    std::vector<std::string> labels;
+    if (train && !train->empty()) {
+      series.emplace_back(*train, blue);
+      labels.emplace_back("training");
+    }
+    if (validation && !validation->empty()) {
+      series.emplace_back(*validation, orange);
+      labels.emplace_back("validation");
+    }
+    detail::draw_panel(canvas, left, 90, 470, 330, name, series, labels);
   };
-  detail::draw_panel(canvas, 90, 90, 470, 330, "loss", series(history.loss, history.val_loss), labels);
-  detail::draw_panel(canvas, 690, 90, 470, 330, "accuracy",
-                     series(history.accuracy, history.val_accuracy), labels);
+  panel(90, "loss", &history.loss, &history.val_loss);
+  if (metric == "accuracy")
+    panel(690, metric, &history.accuracy, &history.val_accuracy);
+  else
+    panel(690, metric, history.find_column(metric), history.find_column("val_" + metric));
   if (!title.empty())
     canvas.text(600 - detail::Canvas::text_width(title) / 2, 8, title, Rgb{80, 80, 80});
   write_png(path, canvas.image());

@@ -38,6 +38,13 @@ struct History {
     for (const auto& [name, value] : logs.named) column(name).push_back(value);
   }
 
+  /// The named column `name`, or nullptr if there is none.
+  [[nodiscard]] const std::vector<double>* find_column(const std::string& name) const {
+    for (const auto& [n, values] : named)
+      if (n == name) return &values;
+    return nullptr;
+  }
+
   /// The named column `name`, created empty if there is none yet.
   std::vector<double>& column(const std::string& name) {
     for (auto& [n, values] : named)
