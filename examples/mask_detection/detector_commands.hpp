@@ -35,6 +35,7 @@
 #include "detector_evaluation.hpp"
 #include "detector_inference.hpp"
 #include "detector_model.hpp"
+#include "resume.hpp"
 
 namespace mask_detection {
 
@@ -134,7 +135,8 @@ inline DetectorScores score_test_scenes(Detector& detector, const stratum::Scene
   stratum::ProgressBar bar(log, static_cast<stratum::Index>(part.size()));
   for (stratum::Index scene : part) {
     detections.push_back(detector.detect(scenes.image(scene), options));
-    for (auto& d : detections.back()) d.class_id = scene_class[static_cast<std::size_t>(d.class_id)];
+    for (auto& d : detections.back())
+      d.class_id = scene_class[static_cast<std::size_t>(d.class_id)];
     bar.update(static_cast<stratum::Index>(detections.size()), {});
   }
   bar.finish({});
@@ -169,8 +171,8 @@ class ValidationAveragePrecision final : public stratum::Callback<float> {
       next_.on_epoch_end(m, logs);
       return;
     }
-    const DetectorScores s = score_part(model_, data_, data_.split.validation, input_size_,
-                                        target_, default_operating_threshold);
+    const DetectorScores s = score_part(model_, data_, data_.split.validation, input_size_, target_,
+                                        default_operating_threshold);
     stratum::EpochLogs with_ap = logs;
     const double map = s.all.mean_voc_ap50().value_or(0.0);
     const double mean =
@@ -269,8 +271,7 @@ inline int train_detector(const std::vector<std::string>& raw) {
   const DetectorData data = load_data(args, seed, std::cout);
   const std::vector<std::string>& heatmap_classes =
       target == HeatmapTarget::faces ? face_class : data.scenes.class_names;
-  auto model =
-      build_detector_network(input_size, static_cast<int>(heatmap_classes.size()), seed);
+  auto model = build_detector_network(input_size, static_cast<int>(heatmap_classes.size()), seed);
   compile_detector(*model, lr, weight_decay);
   model->summary();
   std::cout << std::fixed << std::setprecision(2) << "Input " << input_size << "x" << input_size
@@ -299,22 +300,11 @@ inline int train_detector(const std::vector<std::string>& raw) {
   Metadata run_metadata{{"run_settings", settings.str()},
                         {"threads", std::to_string(num_threads())}};
   std::vector<Stateful*> state{&schedule, &augmenter};
-  TrainingProgress progress;
-  progress.metadata = run_metadata;
-  if (args.has("resume")) {
-    progress = load_checkpoint(checkpoint_path, *model, state);
-    if (progress.metadata["run_settings"] != settings.str())
-      throw Error("'" + checkpoint_path.string() +
-                  "' was written by a run with other settings:\n  checkpoint: " +
-                  progress.metadata["run_settings"] + "\n  now:        " + settings.str() +
-                  "\nresume with the same options");
-    std::cout << "Resuming from " << checkpoint_path.string() << " after epoch "
-              << progress.completed_epochs << "\n";
-  }
+  const TrainingProgress progress =
+      start_or_resume(args.has("resume"), checkpoint_path, *model, state, run_metadata);
   TrainingCheckpoint<float, GraphModel<float>> checkpoint(checkpoint_path, progress,
                                                           {state.begin(), state.end()});
-  ValidationAveragePrecision validation_ap(*model, data, input_size, target, checkpoint,
-                                           std::cout);
+  ValidationAveragePrecision validation_ap(*model, data, input_size, target, checkpoint, std::cout);
 
   FitOptions<float, DenseDataset<float>> options;
   options.epochs = epochs;
@@ -379,7 +369,8 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
           "Scores a detector on the test scenes of DIR (the scenes of --test-list, or the\n"
           "seeded split stored in the model), with the detections `detect` makes: per-class\n"
           "VOC AP50, their mean over with_mask and without_mask (the headline), the\n"
-          "three-class mAP50, COCO AP[.5:.95], precision and recall, and the same by box size.\n\n"))
+          "three-class mAP50, COCO AP[.5:.95], precision and recall, and the same by box "
+          "size.\n\n"))
     return 0;
   if (!args.has("model")) throw UsageError("--model FILE is needed");
   const fs::path model_path = args.get("model", "");
@@ -425,8 +416,7 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
     std::cout << scores_to_json(scores) << '\n';
   } else {
     std::cout << "\nTest part: " << data.split.test.size() << " scenes, model "
-              << model_path.string() << " (" << info.design << ", input " << info.input_size
-              << ", "
+              << model_path.string() << " (" << info.design << ", input " << info.input_size << ", "
               << format_duration(seconds) << " to detect and score)\n\n"
               << scores_to_text(scores);
   }

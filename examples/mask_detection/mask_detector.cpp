@@ -33,6 +33,7 @@
 #include "cli.hpp"
 #include "detect_command.hpp"
 #include "photo_files.hpp"
+#include "resume.hpp"
 #if STRATUM_DETECTOR_COMMANDS  // they read Pascal VOC files: built where pugixml is
 #include "detector_commands.hpp"
 #endif
@@ -437,21 +438,8 @@ int train(const std::vector<std::string>& raw) {
   std::vector<Stateful*> state;
   for (auto* c : callbacks.all()) state.push_back(c);
   state.push_back(&augmenter);
-  TrainingProgress progress;
-  progress.metadata = run_metadata;
-  if (args.has("resume")) {
-    progress = load_checkpoint(checkpoint_path, *model, state);
-    if (progress.metadata["run_settings"] != settings.str())
-      throw Error("'" + checkpoint_path.string() +
-                  "' was written by a run with other settings:\n  checkpoint: " +
-                  progress.metadata["run_settings"] + "\n  now:        " + settings.str() +
-                  "\nresume with the same options");
-    if (progress.metadata["threads"] != std::to_string(num_threads()))
-      std::cout << "warning: the checkpoint was written with " << progress.metadata["threads"]
-                << " threads; with " << num_threads() << " the results differ in the last bits\n";
-    std::cout << "Resuming from " << checkpoint_path.string() << " after epoch "
-              << progress.completed_epochs << "\n";
-  }
+  const TrainingProgress progress = mask_detection::start_or_resume(
+      args.has("resume"), checkpoint_path, *model, state, run_metadata);
   TrainingCheckpoint<float> checkpoint(checkpoint_path, progress, {state.begin(), state.end()});
 
   FitOptions<float> options;

@@ -1,0 +1,41 @@
+// Where a training command starts: a new run, or, with --resume, the run its checkpoint left.
+#pragma once
+
+#include <stratum/model/checkpoint.hpp>
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace mask_detection {
+
+/// The progress a command's training starts from. A new run's is empty but for `run_metadata`
+/// ("run_settings": every option that shapes the run, "threads"). With `resume`, the checkpoint
+/// at `path` is loaded into `model` and `state`; it must have been written by a run with the
+/// same settings (otherwise the weights would continue another run), and a different thread
+/// count is named in a warning, since the sums then differ in their last bits.
+template <typename M>
+stratum::TrainingProgress start_or_resume(bool resume, const std::filesystem::path& path, M& model,
+                                          const std::vector<stratum::Stateful*>& state,
+                                          const stratum::Metadata& run_metadata) {
+  stratum::TrainingProgress progress;
+  progress.metadata = run_metadata;
+  if (!resume) return progress;
+  progress = stratum::load_checkpoint(path, model, state);
+  const std::string& settings = run_metadata.at("run_settings");
+  if (progress.metadata["run_settings"] != settings)
+    throw stratum::Error("'" + path.string() +
+                         "' was written by a run with other settings:\n  checkpoint: " +
+                         progress.metadata["run_settings"] + "\n  now:        " + settings +
+                         "\nresume with the same options");
+  if (progress.metadata["threads"] != run_metadata.at("threads"))
+    std::cout << "warning: the checkpoint was written with " << progress.metadata["threads"]
+              << " threads; with " << run_metadata.at("threads")
+              << " the results differ in the last bits\n";
+  std::cout << "Resuming from " << path.string() << " after epoch " << progress.completed_epochs
+            << "\n";
+  return progress;
+}
+
+}  // namespace mask_detection
