@@ -5,7 +5,6 @@
 #include <stratum/data/image_folder.hpp>
 
 #include <csignal>
-#include <cstdio>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -16,29 +15,17 @@
 
 #include "image_writers.hpp"
 #include "photo_folder.hpp"
+#include "run_mask_detector.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
+using Run = stratum::testing::ProgramRun;
 
-/// Runs mask_detector with `args` (each already shell-safe) and captures what it prints on
-/// stdout and, unless `stdout_only`, on stderr.
 Run run(const std::string& args, bool stdout_only = false) {
-  const std::string command = std::string("'") + STRATUM_MASK_DETECTOR + "' " + args +
-                              (stdout_only ? " 2>/dev/null" : " 2>&1");
-  std::FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  return stratum::testing::run_mask_detector(args, stdout_only);
 }
 
 std::string quoted(const fs::path& p) {
@@ -312,8 +299,7 @@ TEST_CASE("missing data, bad folders and bad options: clear messages and exit co
   CHECK(detect_help.exit_code == 0);
   CHECK(contains(detect_help.output, "usage: mask_detector detect"));
   check_fails("detect", 2, "detect needs at least one image or folder");
-  check_fails("detect --model " + quoted(dir.path() / "none.stmodel") + " x.jpg", 1,
-              "cannot open");
+  check_fails("detect --model " + quoted(dir.path() / "none.stmodel") + " x.jpg", 1, "cannot open");
 }
 
 TEST_CASE("smoke run on the real Kaggle photos in ../shared") {

@@ -5,33 +5,20 @@
 #include <stratum/data/image.hpp>
 #include <stratum/model/graph_serialization.hpp>
 
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
-#include <sys/wait.h>
-
+#include "run_mask_detector.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct DetectorRun {
-  int exit_code;
-  std::string output;  // stdout and, unless stdout_only, stderr
-};
+using DetectorRun = stratum::testing::ProgramRun;
 
 DetectorRun run_detector_command(const std::string& args, bool stdout_only = false) {
-  const std::string command = std::string("'") + STRATUM_MASK_DETECTOR + "' " + args +
-                              (stdout_only ? " 2>/dev/null" : " 2>&1");
-  std::FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  return stratum::testing::run_mask_detector(args, stdout_only);
 }
 
 struct DrawnFace {
@@ -214,9 +201,9 @@ TEST_CASE("train-detector and evaluate-detector, face-then-classifier design") {
   CHECK(scored.output.find("mean AP50 (with_mask, without_mask)") != std::string::npos);
   CHECK(scored.output.find("mask_weared_incorrect") != std::string::npos);
 
-  const DetectorRun no_classifier = run_detector_command(
-      "evaluate-detector " + common + " --model " + quote_path(model) + " --classifier " +
-      quote_path(dir.path() / "missing.stmodel"));
+  const DetectorRun no_classifier =
+      run_detector_command("evaluate-detector " + common + " --model " + quote_path(model) +
+                           " --classifier " + quote_path(dir.path() / "missing.stmodel"));
   CHECK(no_classifier.exit_code != 0);
   CHECK(no_classifier.output.find("missing.stmodel") != std::string::npos);
 }
