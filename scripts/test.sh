@@ -18,11 +18,11 @@
 # and is printed when something fails. Each step prints its wall-clock time, its CPU time and
 # when it began.
 #
-# Time: with this layout, a fresh clone of c6b2a5b (with the detection library's tests) on the
-# 2-core machine with everything else stopped took 18 min 9 s (30 min 50 s of CPU): release
-# build 211 s (CPU 391 s), its tests 118 s in the background; ASan build (fuzzers included)
-# 552 s (CPU 953 s), its tests 160 s and the fuzzers 124 s / 210 s in the background; AArch64
-# build 260 s (CPU 459 s), tests under qemu 62 s.
+# Time: with this layout, a fresh clone of 3911bea (with the detector program and its tests) on
+# the idle 2-core machine took 21 min 2 s (39 min 12 s of CPU): release build 328 s (CPU 635 s),
+# its tests 201 s in the background; ASan build (fuzzers included, no AVX-512 path) 558 s (CPU
+# 1024 s), its tests 173 s and the fuzzers 127 s / 300 s in the background; AArch64 build 307 s
+# (CPU 581 s), tests under qemu 64 s. (c6b2a5b, before the detector program: 18 min 9 s.)
 # Before this layout (3414d6b: steps one after the other, four test batches, the fuzzers
 # in a build of their own, every test file cross-built), a fresh clone on an idle 2-core
 # machine took 18 min 49 s (33 min 10 s of CPU): release build 220 s and tests 34 s, ASan
