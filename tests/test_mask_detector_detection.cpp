@@ -123,7 +123,7 @@ TEST_CASE("train-detector and evaluate-detector on a small scene folder") {
   CHECK(train.output.find("Scenes: 24 with 48 boxes") != std::string::npos);
   CHECK(train.output.find("validation AP50:") != std::string::npos);
   CHECK(fs::exists(model));
-  CHECK_FALSE(fs::exists(model.string() + ".checkpoint"));  // removed when the run completes
+  CHECK_FALSE(fs::exists(dir.path() / "det.checkpoint"));  // removed when the run completes
   CHECK(fs::exists(dir.path() / "det.history.csv"));
   CHECK(fs::exists(dir.path() / "det.history.png"));
   CHECK(fs::exists(dir.path() / "cache"));
@@ -221,7 +221,7 @@ TEST_CASE("train-detector --resume needs a checkpoint") {
   CHECK(missing.output.find("no checkpoint") != std::string::npos);
   REQUIRE(run_detector_command(common + " --epochs 1").exit_code == 0);
   CHECK(fs::exists(model));
-  CHECK_FALSE(fs::exists(model.string() + ".checkpoint"));
+  CHECK_FALSE(fs::exists(dir.path() / "det.checkpoint"));
 }
 
 TEST_CASE("train-detector warns about bad annotations, and --strict makes them fatal") {
@@ -262,7 +262,7 @@ TEST_CASE("train-detector warns about bad annotations, and --strict makes them f
   INFO(strict.output);
   CHECK(strict.exit_code == 1);
   CHECK(strict.output.find("mask_detector train-detector: ") != std::string::npos);
-  CHECK_FALSE(fs::exists(dir.path() / "det.stmodel.checkpoint"));
+  CHECK_FALSE(fs::exists(dir.path() / "det.checkpoint"));
 }
 
 TEST_CASE("the detector commands' usage errors") {

@@ -218,7 +218,7 @@ inline int train_detector(const std::vector<std::string>& raw) {
   const auto start = std::chrono::steady_clock::now();
   const Arguments args(
       raw,
-      with_detector_data_options({
+      with_detector_data_options(with_run_options({
           {"design", "D", "one-stage or face-then-classifier (default: one-stage)"},
           {"epochs", "N", "training epochs (default: 40)"},
           {"batch", "N", "batch size (default: 16)"},
@@ -229,12 +229,7 @@ inline int train_detector(const std::vector<std::string>& raw) {
           {"no-augment", "", "train on the letterboxed scenes as they are"},
           {"seed", "N", "seed of the split, the weights, the order and augmentation (default: 42)"},
           {"out", "FILE", "where to save the detector (default: mask_detector_detector.stmodel)"},
-          {"checkpoint", "FILE", "checkpoint after every epoch (default: FILE + .checkpoint)"},
-          {"resume", "", "continue the interrupted run from its checkpoint (same options)"},
-          {"history", "FILE", "training history as CSV (default: FILE's stem + .history.csv)"},
-          {"plot", "FILE", "training curves as PNG (default: FILE's stem + .history.png)"},
-          {"quiet", "", "no progress bar, one line per epoch"},
-      }));
+      })));
   if (help_requested(
           args,
           "usage: mask_detector train-detector --data DIR [--test-list FILE] [options]\n\n"
@@ -259,11 +254,7 @@ inline int train_detector(const std::vector<std::string>& raw) {
   const bool augment = !args.has("no-augment");
   const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 42, 0, 1L << 62));
   const fs::path model_path = args.get("out", "mask_detector_detector.stmodel");
-  fs::path stem = model_path;
-  stem.replace_extension();
-  const fs::path history_path = args.get("history", stem.string() + ".history.csv");
-  const fs::path plot_path = args.get("plot", stem.string() + ".history.png");
-  const fs::path checkpoint_path = args.get("checkpoint", model_path.string() + ".checkpoint");
+  const auto [checkpoint_path, history_path, plot_path] = run_files(args, model_path);
   if (args.has("resume") && !fs::exists(checkpoint_path))
     throw Error("no checkpoint at '" + checkpoint_path.string() +
                 "' to resume from (a finished run removes it)");

@@ -331,7 +331,7 @@ int train(const std::vector<std::string>& raw) {
   const auto start = std::chrono::steady_clock::now();
   const Arguments args(
       raw,
-      with_data_options({
+      with_data_options(mask_detection::with_run_options({
           {"arch", "NAME", mask_detection::architecture_help},
           {"epochs", "N", "training epochs (default: 25 for seed, 30 for compact)"},
           {"batch", "N", "batch size (default: 32)"},
@@ -354,14 +354,7 @@ int train(const std::vector<std::string>& raw) {
            "seed of the split, the initial weights, shuffling, dropout and augmentation (default: "
            "42)"},
           {"model", "FILE", "where to save the trained model (default: mask_detector.stmodel)"},
-          {"checkpoint", "FILE",
-           "checkpoint written after every epoch (default: the model's name + .checkpoint)"},
-          {"resume", "",
-           "continue the interrupted run from its checkpoint (give the same options again)"},
-          {"history", "FILE", "training history as CSV (default: the model's name + .history.csv)"},
-          {"plot", "FILE", "training curves as PNG (default: the model's name + .history.png)"},
-          {"quiet", "", "no progress bar, one line per epoch"},
-      }));
+      })));
   if (help_or_no_positionals(
           args,
           "usage: mask_detector train [--data DIR] [options]\n\n"
@@ -390,11 +383,8 @@ int train(const std::vector<std::string>& raw) {
       static_cast<int>(args.get_int("early-stopping", defaults.early_stopping, 0, 100000));
   const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 42, 0, 1L << 62));
   const fs::path model_path = args.get("model", "mask_detector.stmodel");
-  fs::path stem = model_path;
-  stem.replace_extension();
-  const fs::path history_path = args.get("history", stem.string() + ".history.csv");
-  const fs::path plot_path = args.get("plot", stem.string() + ".history.png");
-  const fs::path checkpoint_path = args.get("checkpoint", stem.string() + ".checkpoint");
+  const auto [checkpoint_path, history_path, plot_path] =
+      mask_detection::run_files(args, model_path);
   apply_threads(args);
   const fs::path dir = args.get("data", "data");
   if (!fs::exists(dir)) {

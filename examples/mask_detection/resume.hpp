@@ -1,4 +1,5 @@
-// Where a training command starts: a new run, or, with --resume, the run its checkpoint left.
+// What train and train-detector share about a run: its files (checkpoint, history, curves) and
+// where it starts (a new run, or, with --resume, the run its checkpoint left).
 #pragma once
 
 #include <stratum/model/checkpoint.hpp>
@@ -8,7 +9,39 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
+
 namespace mask_detection {
+
+/// The options that name a run's files, and --resume and --quiet.
+inline const std::vector<OptionSpec> run_options{
+    {"checkpoint", "FILE",
+     "checkpoint written after every epoch (default: the model's name + .checkpoint)"},
+    {"resume", "",
+     "continue the interrupted run from its checkpoint (give the same options again)"},
+    {"history", "FILE", "training history as CSV (default: the model's name + .history.csv)"},
+    {"plot", "FILE", "training curves as PNG (default: the model's name + .history.png)"},
+    {"quiet", "", "no progress bar, one line per epoch"},
+};
+
+inline std::vector<OptionSpec> with_run_options(std::vector<OptionSpec> specs) {
+  specs.insert(specs.end(), run_options.begin(), run_options.end());
+  return specs;
+}
+
+struct RunFiles {
+  std::filesystem::path checkpoint, history, plot;
+};
+
+/// The files of a run whose model goes to `model` (m.stmodel: m.checkpoint, m.history.csv and
+/// m.history.png beside it) unless the options name others.
+inline RunFiles run_files(const Arguments& args, const std::filesystem::path& model) {
+  std::filesystem::path stem = model;
+  stem.replace_extension();
+  return {args.get("checkpoint", stem.string() + ".checkpoint"),
+          args.get("history", stem.string() + ".history.csv"),
+          args.get("plot", stem.string() + ".history.png")};
+}
 
 /// The progress a command's training starts from. A new run's is empty but for `run_metadata`
 /// ("run_settings": every option that shapes the run, "threads"). With `resume`, the checkpoint
