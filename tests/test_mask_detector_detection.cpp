@@ -13,6 +13,9 @@
 
 namespace fs = std::filesystem;
 
+// Its own namespace: the file is compiled in one translation unit with other test files.
+namespace mask_detector_detection_test {
+
 namespace {
 
 using DetectorRun = stratum::testing::ProgramRun;
@@ -300,3 +303,5 @@ TEST_CASE("the shipped detector on the real test scenes in ../shared") {
   REQUIRE(at != std::string::npos);
   CHECK(std::stod(scored.output.substr(at + 13)) >= 0.5);
 }
+
+}  // namespace mask_detector_detection_test
