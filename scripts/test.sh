@@ -4,7 +4,7 @@
 # the numeric ones (tensors, kernels, layers, gradient checks, training, golden values:
 # tests/CMakeLists.txt says which) cross-built for 64-bit ARM (AArch64) under qemu-user; and
 # runs each libFuzzer target (built in the ASan build) from the fixed seed FUZZ_SEED (default
-# 1) for FUZZ_RUNS inputs (default 40000 images and 400000 model files) or FUZZ_SECONDS
+# 1) for FUZZ_RUNS inputs (default 10000 images and 100000 model files) or FUZZ_SECONDS
 # (default 600, a safety net: the run count is what ends a normal run), whichever ends first.
 # The fixed seed makes a run replayable: the same build tries the same inputs every time (a
 # build elsewhere, whose instrumentation differs, follows another path from the same seed).
@@ -58,7 +58,7 @@ background() {
 # Copies a fuzz target's seed corpus into the build tree (libFuzzer adds what it finds to the
 # first corpus folder: the repository's seeds stay as they are and every run starts from the
 # same inputs), then fuzzes.
-declare -A default_runs=([image]=40000 [model]=400000)
+declare -A default_runs=([image]=10000 [model]=100000)
 fuzz() {
   local target=$1 corpus="build/asan/corpus-$1"
   rm -rf "$corpus" && mkdir -p "$corpus" && cp tests/fuzz/corpus/"$target"/* "$corpus"/ &&

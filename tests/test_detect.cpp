@@ -427,6 +427,42 @@ TEST_CASE("Detector: the threshold keeps exactly the detections scoring at least
   }
 }
 
+TEST_CASE("Detector: several input sizes merge what each finds, by non-maximum suppression") {
+  using namespace detect_test;
+  testing::TempDir dir;
+  save_spot_detector(dir.path() / "spot.stmodel");
+  auto detector = mask_detection::Detector::load(dir.path() / "spot.stmodel", "unused");
+  const Image photo = spot_case_photo(spot_cases[0]);
+  mask_detection::DetectorOptions options;
+  options.score_threshold = 0.01f;  // many boxes, so that the merge has work to do
+  const auto own = detector.detect(photo, options);
+  options.input_sizes = {spot_input};
+  CHECK(detector.detect(photo, options) == own);  // the model's size: the same detections
+  options.input_sizes = {2 * spot_input};
+  const auto doubled = detector.detect(photo, options);
+  REQUIRE_FALSE(doubled.empty());
+  // At 128 the same spot covers twice the cells: its 16-pixel boxes are half as large in the
+  // photo's pixels.
+  CHECK(doubled[0].box.width() == doctest::Approx(own[0].box.width() / 2).epsilon(1e-5));
+  options.input_sizes = {spot_input, 2 * spot_input};
+  const auto merged = detector.detect(photo, options);
+  std::vector<Detection> both = own;
+  both.insert(both.end(), doubled.begin(), doubled.end());
+  const std::vector<Detection> expected =
+      non_maximum_suppression(both, options.iou_threshold, /*across_classes=*/true);
+  REQUIRE(expected.size() >= 2);
+  CHECK(merged == expected);
+  // top_k bounds the peaks of each size, and the detections left after the merge.
+  options.top_k = 1;
+  const auto best = detector.detect(photo, options);
+  REQUIRE(best.size() == 1);
+  CHECK(best[0] == expected[0]);
+  // A size that is not a multiple of the stride is refused, naming it.
+  options.input_sizes = {66};
+  CHECK_THROWS_WITH_AS(detector.detect(photo, options),
+                       doctest::Contains("input size 66 is not a multiple of"), Error);
+}
+
 TEST_CASE("Detector: face-then-classifier labels each face with the classifier") {
   using namespace detect_test;
   testing::TempDir dir;

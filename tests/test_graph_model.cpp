@@ -434,3 +434,49 @@ TEST_CASE("GraphModel: graphs that cannot work are refused, naming the node") {
   config.nodes[2].name = "c";
   CHECK(graph_from_config<float>(config)->node_count() == 4);
 }
+
+TEST_CASE("GraphModel: with_input_shapes runs the same layers and weights on another image size") {
+  // Pointwise layers only (1x1 convolutions, BatchNormalization, Add), so each output pixel
+  // depends on its own input pixel alone: the copy at 3x5 must give, at every pixel, what the
+  // original gives on a 2x2 image holding that pixel.
+  GraphModel<float> model(3);
+  const Node image = model.input({2, 2, 3}, "image");
+  const Node a = model.add<Conv2D>(image, 4, 1, Activation::relu);
+  const Node normalised = model.add<BatchNormalization>(a);
+  const Node b = model.add<Conv2D>(image, 4, 1);
+  const Node joined = model.add<Add>({normalised, b});
+  model.build({joined});
+  Random rng(11);
+  for (auto* p : model.parameters())  // moving statistics too: they must be copied as well
+    for (auto& v : p->value) v = static_cast<float>(rng.uniform(0.2, 1.5));
+
+  const auto copy = with_input_shapes(model, {{3, 5, 3}});
+  CHECK(copy->shape(copy->input_node(0)) == Shape{3, 5, 3});
+  CHECK(copy->shape(copy->output_node(0)) == Shape{3, 5, 4});
+  Tensor<float> wide({1, 3, 5, 3});
+  for (auto& v : wide) v = static_cast<float>(rng.uniform());
+  const Tensor<float> out = *copy->forward(std::vector<Tensor<float>>{wide}, Mode::inference)[0];
+  for (Index y = 0; y < 3; ++y)
+    for (Index x = 0; x < 5; ++x) {
+      Tensor<float> small({1, 2, 2, 3});
+      small.fill(0);
+      for (Index c = 0; c < 3; ++c) small[c] = wide[(y * 5 + x) * 3 + c];
+      const Tensor<float>& expected =
+          *model.forward(std::vector<Tensor<float>>{small}, Mode::inference)[0];
+      for (Index f = 0; f < 4; ++f) {
+        INFO("pixel (" << y << ", " << x << "), channel " << f);
+        CHECK(out[(y * 5 + x) * 4 + f] == doctest::Approx(expected[f]).epsilon(1e-5));
+      }
+    }
+
+  // A graph whose weights depend on the image size cannot take another one.
+  GraphModel<float> flat(1);
+  const Node in = flat.input({2, 2, 1}, "image");
+  flat.add<Dense>(flat.add<Flatten>(in), 2);
+  flat.build({flat.node_at(flat.node_count() - 1)});
+  CHECK_THROWS_WITH_AS(with_input_shapes(flat, {{3, 3, 1}}),
+                       doctest::Contains("node 'dense' would need its kernel of shape (9, 2)"),
+                       Error);
+  CHECK_THROWS_WITH_AS(with_input_shapes(flat, {{3, 3, 1}, {2}}),
+                       "with_input_shapes: 2 shapes for a model of 1 inputs", Error);
+}

@@ -20,6 +20,9 @@
 
 namespace fs = std::filesystem;
 
+// Its own namespace: the file is compiled in one translation unit with other test files.
+namespace mask_detector_test {
+
 namespace {
 
 using Run = stratum::testing::ProgramRun;
@@ -327,3 +330,5 @@ TEST_CASE("smoke run on the real Kaggle photos in ../shared") {
   CHECK(contains(train.output, ", 0 skipped"));
   CHECK(contains(train.output, "Epoch 1/1"));
 }
+
+}  // namespace mask_detector_test

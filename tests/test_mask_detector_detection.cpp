@@ -13,6 +13,9 @@
 
 namespace fs = std::filesystem;
 
+// Its own namespace: the file is compiled in one translation unit with other test files.
+namespace mask_detector_detection_test {
+
 namespace {
 
 using DetectorRun = stratum::testing::ProgramRun;
@@ -273,6 +276,15 @@ TEST_CASE("the detector commands' usage errors") {
   CHECK(bad_size.exit_code == 2);
   const DetectorRun no_model = run_detector_command("evaluate-detector --data x");
   CHECK(no_model.exit_code == 2);
+  const DetectorRun bad_sizes =
+      run_detector_command("evaluate-detector --data x --model m --input-sizes 384,big");
+  CHECK(bad_sizes.exit_code == 2);
+  CHECK(bad_sizes.output.find("--input-sizes takes whole numbers from 32 to 4096 separated by "
+                              "commas, not '384,big'") != std::string::npos);
+  const DetectorRun bad_part =
+      run_detector_command("evaluate-detector --data x --model m --part training");
+  CHECK(bad_part.exit_code == 2);
+  CHECK(bad_part.output.find("--part is test or validation, not 'training'") != std::string::npos);
   const DetectorRun help = run_detector_command("evaluate-detector --help");
   CHECK(help.exit_code == 0);
   CHECK(help.output.find("--test-list FILE") != std::string::npos);
@@ -300,3 +312,5 @@ TEST_CASE("the shipped detector on the real test scenes in ../shared") {
   REQUIRE(at != std::string::npos);
   CHECK(std::stod(scored.output.substr(at + 13)) >= 0.5);
 }
+
+}  // namespace mask_detector_detection_test

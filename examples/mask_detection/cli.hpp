@@ -19,8 +19,8 @@ class UsageError : public std::runtime_error {
 };
 
 struct OptionSpec {
-  std::string name;         // without the dashes
-  std::string value_name;   // empty for a switch
+  std::string name;        // without the dashes
+  std::string value_name;  // empty for a switch
   std::string help;
 };
 
@@ -60,6 +60,31 @@ class Arguments {
                                   double high) const {
     return get_number<double>(name, fallback, low, high, "a number");
   }
+  /// The option's value as comma-separated whole numbers, each in [low, high]; empty when the
+  /// option is absent.
+  [[nodiscard]] std::vector<long> get_int_list(const std::string& name, long low, long high) const {
+    std::vector<long> values;
+    if (!has(name)) return values;
+    const std::string text = get(name, "");
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t comma = text.find(',', start);
+      const std::string item = text.substr(start, comma - start);
+      std::size_t used = 0;
+      long value = 0;
+      try {
+        value = std::stol(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (item.empty() || used != item.size() || value < low || value > high)
+        throw UsageError("--" + name + " takes whole numbers from " + std::to_string(low) + " to " +
+                         std::to_string(high) + " separated by commas, not '" + text + "'");
+      values.push_back(value);
+      if (comma == std::string::npos) return values;
+      start = comma + 1;
+    }
+  }
   [[nodiscard]] const std::vector<std::string>& positional() const { return positional_; }
 
   /// The option list for --help.
@@ -81,8 +106,10 @@ class Arguments {
     std::size_t used = 0;
     N value{};
     try {
-      if constexpr (std::is_integral_v<N>) value = std::stol(text, &used);
-      else value = std::stod(text, &used);
+      if constexpr (std::is_integral_v<N>)
+        value = std::stol(text, &used);
+      else
+        value = std::stod(text, &used);
     } catch (const std::exception&) {
       used = 0;
     }

@@ -153,6 +153,9 @@ inline int detect_command(const std::vector<std::string>& raw, const DetectDefau
           {"json", "", "print every box as JSON instead of a line per photo"},
           {"threshold", "P",
            "keep the faces scoring at least P, from 0 to 1 (default: the model's, usually 0.3)"},
+          {"input-sizes", "S[,S...]",
+           "letterbox sides to run the network at, merging what each finds (default: the "
+           "model's; a larger one finds smaller faces)"},
           {"threads", "N", "threads to use (default: all cores)"},
           {"help", "", "show this help"},
       });
@@ -184,6 +187,8 @@ inline int detect_command(const std::vector<std::string>& raw, const DetectDefau
   DetectorOptions options = detector.default_options();
   options.score_threshold =
       static_cast<float>(args.get_double("threshold", options.score_threshold, 0.0, 1.0));
+  const std::vector<long> sizes = args.get_int_list("input-sizes", 32, 4096);
+  options.input_sizes.assign(sizes.begin(), sizes.end());
   const std::vector<std::string>& classes = detector.class_names();
   const std::filesystem::path out = args.get("out", "detections");
   const bool json = args.has("json");

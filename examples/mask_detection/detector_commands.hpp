@@ -119,7 +119,8 @@ inline HeatmapTarget heatmap_target(const std::string& design) {
 /// on `log`: the face-then-classifier design classifies up to 100 crops a scene.
 inline DetectorScores score_test_scenes(Detector& detector, const stratum::SceneCollection& scenes,
                                         const std::vector<stratum::Index>& part,
-                                        float operating_threshold, std::ostream& log) {
+                                        float operating_threshold,
+                                        const std::vector<int>& input_sizes, std::ostream& log) {
   std::vector<int> scene_class;  // of each class the detector reports
   for (const std::string& name : detector.class_names()) {
     const auto it = std::find(scenes.class_names.begin(), scenes.class_names.end(), name);
@@ -131,6 +132,7 @@ inline DetectorScores score_test_scenes(Detector& detector, const stratum::Scene
   DetectorOptions options;
   options.score_threshold = 0;
   options.top_k = detections_per_scene;
+  options.input_sizes = input_sizes;
   std::vector<std::vector<stratum::Detection>> detections;
   stratum::ProgressBar bar(log, static_cast<stratum::Index>(part.size()));
   for (stratum::Index scene : part) {
@@ -349,6 +351,13 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
                                  "the face classifier of a face-then-classifier detector "
                                  "(default: the shipped compact model)"},
                                 {"json", "", "print the figures as JSON"},
+                                {"input-sizes", "S[,S...]",
+                                 "letterbox sides to run the network at, merging what each "
+                                 "finds (default: the model's)"},
+                                {"part", "NAME",
+                                 "the part of the split to score: test (default) or validation "
+                                 "(to choose settings such as --input-sizes without looking at "
+                                 "the test scenes)"},
                                 {"threshold", "P",
                                  "score from which a detection counts for precision and recall "
                                  "(default: 0.3)"},
@@ -364,6 +373,11 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
           "size.\n\n"))
     return 0;
   if (!args.has("model")) throw UsageError("--model FILE is needed");
+  const std::vector<long> sizes = args.get_int_list("input-sizes", 32, 4096);
+  const std::vector<int> input_sizes(sizes.begin(), sizes.end());
+  const std::string part_name = args.get("part", "test");
+  if (part_name != "test" && part_name != "validation")
+    throw UsageError("--part is test or validation, not '" + part_name + "'");
   const fs::path model_path = args.get("model", "");
   auto loaded = load_graph_model<float>(model_path);
   const DetectorInfo info = read_detector_info(loaded.metadata, model_path.string());
@@ -399,16 +413,26 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
   Detector detector(std::move(loaded), model_path.string(),
                     args.get("classifier", default_classifier));
   const auto begin = std::chrono::steady_clock::now();
-  const DetectorScores scores =
-      score_test_scenes(detector, data.scenes, data.split.test, threshold, log);
+  const DetectorScores scores = score_test_scenes(
+      detector, data.scenes, part_name == "test" ? data.split.test : data.split.validation,
+      threshold, input_sizes, log);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   if (json) {
     std::cout << scores_to_json(scores) << '\n';
   } else {
-    std::cout << "\nTest part: " << data.split.test.size() << " scenes, model "
-              << model_path.string() << " (" << info.design << ", input " << info.input_size << ", "
-              << format_duration(seconds) << " to detect and score)\n\n"
+    std::string sizes_used = std::to_string(info.input_size);
+    if (!input_sizes.empty()) {
+      sizes_used = "sizes ";
+      for (std::size_t k = 0; k < input_sizes.size(); ++k)
+        sizes_used += (k ? "," : "") + std::to_string(input_sizes[k]);
+    }
+    const std::size_t scored =
+        (part_name == "test" ? data.split.test : data.split.validation).size();
+    std::cout << "\n"
+              << (part_name == "test" ? "Test" : "Validation") << " part: " << scored
+              << " scenes, model " << model_path.string() << " (" << info.design << ", input "
+              << sizes_used << ", " << format_duration(seconds) << " to detect and score)\n\n"
               << scores_to_text(scores);
   }
   return 0;

@@ -95,8 +95,7 @@ inline stratum::CenterNetEncoding detector_encoding(const stratum::SceneCollecti
 class DetectorSamples final : public stratum::DenseDataset<float> {
  public:
   DetectorSamples(const stratum::SceneCollection& scenes, std::vector<stratum::Index> part,
-                  int input_size, HeatmapTarget target,
-                  stratum::BoxAugmenter* augmenter = nullptr)
+                  int input_size, HeatmapTarget target, stratum::BoxAugmenter* augmenter = nullptr)
       : scenes_(scenes),
         part_(std::move(part)),
         size_(input_size),
@@ -168,8 +167,7 @@ class DetectorSamples final : public stratum::DenseDataset<float> {
         for (const LabelledBox& b : s.boxes)
           boxes.push_back({boxed.geometry.to_letterbox(b.box), b.class_id});
       }
-      encode_centernet_targets<float>(heatmap_boxes(std::move(boxes), target_), encoding_, maps,
-                                      k);
+      encode_centernet_targets<float>(heatmap_boxes(std::move(boxes), target_), encoding_, maps, k);
     });
     batch.targets[0] = std::move(maps.heatmap);
     batch.targets[1] = std::move(maps.size);

@@ -25,9 +25,9 @@ inline constexpr int detections_per_scene = 100;
 /// The detections of every sample of `samples`, in its scene's pixels: decoded from the
 /// heatmap logits (decode.hpp), mapped back through the letterbox and clipped to the scene; a
 /// detection that lies wholly on the padding is dropped.
-inline std::vector<std::vector<stratum::Detection>> detect_scenes(
-    stratum::GraphModel<float>& model, const DetectorSamples& samples,
-    stratum::Index batch_size = 8) {
+inline std::vector<std::vector<stratum::Detection>> detect_scenes(stratum::GraphModel<float>& model,
+                                                                  const DetectorSamples& samples,
+                                                                  stratum::Index batch_size = 8) {
   using namespace stratum;
   std::vector<std::vector<Detection>> result;
   CenterNetDecodeOptions options;

@@ -20,9 +20,12 @@
 //   2. decode the maps (decode.hpp: 3x3 peaks, top 100, score = sigmoid(logit) >= threshold);
 //   3. map each box back to the photo's pixels (Letterbox::to_image, clipped to the photo) and
 //      drop the ones left empty (entirely on the padding);
-//   4. non-maximum suppression at IoU 0.5 ACROSS classes: a face has one class, so peaks of two
-//      classes on one face (with_mask and mask_weared_incorrect look alike) are one face, and
-//      the stronger one stays;
+//      With several input sizes (DetectorOptions::input_sizes), steps 1-3 run at each size (the
+//      same weights in a network built for that size: with_input_shapes): a larger letterbox
+//      shows small faces with more pixels, the trained one keeps large faces whole;
+//   4. non-maximum suppression at IoU 0.5 ACROSS classes (and sizes), the top 100 kept: a face
+//      has one class, so peaks of two classes on one face (with_mask and mask_weared_incorrect
+//      look alike) are one face, and the stronger one stays;
 //   5. face-then-classifier only: each face box, widened by crop_margin times its width on the
 //      left and right and its height on the top and bottom (the classifier was trained on
 //      photos of whole heads, not tight face boxes), clipped to the photo, is resized to the
@@ -43,6 +46,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,7 +56,10 @@ namespace mask_detection {
 struct DetectorOptions {
   float score_threshold = 0.3f;  ///< detections scoring less are dropped
   float iou_threshold = 0.5f;    ///< of the non-maximum suppression across classes
-  int top_k = 100;               ///< peaks decoded per photo at most
+  int top_k = 100;               ///< peaks decoded per photo (and per input size) at most
+  /// Letterbox sides to run the network at, multiples of the model's stride; the detections of
+  /// all of them are merged (step 4 of the file comment). Empty: the model's input_size alone.
+  std::vector<int> input_sizes;
 };
 
 enum class DetectorDesign { one_stage, face_then_classifier };
@@ -70,7 +77,7 @@ class Detector {
   /// A loaded detector model; `name` names it in error messages.
   Detector(stratum::LoadedGraphModel<float> loaded, const std::string& name,
            const std::filesystem::path& classifier)
-      : network_(std::move(loaded.model)), name_(name) {
+      : name_(name) {
     auto& meta = loaded.metadata;
     if (meta["kind"] != "detector")
       throw stratum::IoError("'" + name_ + "' is not a detector model (its metadata 'kind' is '" +
@@ -94,29 +101,26 @@ class Detector {
     if (meta.count("score_threshold"))
       default_options_.score_threshold = static_cast<float>(fraction(meta, "score_threshold"));
     if (meta.count("crop_margin")) crop_margin_ = static_cast<float>(fraction(meta, "crop_margin"));
-    check_network();
-    input_ = stratum::Tensor<float>({1, input_size_, input_size_, 3});
+    check_network(*loaded.model);
+    scales_[input_size_].network = std::move(loaded.model);
     if (design_ == DetectorDesign::face_then_classifier) load_classifier(classifier);
   }
 
   /// The faces in `photo`, in its pixels, by descending score; class_id indexes class_names().
   std::vector<stratum::Detection> detect(const stratum::Image& photo,
                                          const DetectorOptions& options) {
-    const stratum::LetterboxedImage boxed = stratum::letterbox(photo, input_size_);
-    for (stratum::Index p = 0; p < input_.size(); ++p)
-      input_[p] = static_cast<float>(boxed.image.pixels[static_cast<std::size_t>(p)]) / 255.0f;
-    const stratum::Tensor<float>* input = &input_;
-    const auto& maps = network_->forward(std::span<const stratum::Tensor<float>* const>(&input, 1),
-                                         stratum::Mode::inference);
-    stratum::CenterNetDecodeOptions decode;
-    decode.top_k = options.top_k;
-    decode.score_threshold = options.score_threshold;
-    decode.from_logits = true;
-    std::vector<stratum::Detection> found =
-        stratum::decode_centernet(*maps[0], *maps[1], *maps[2], encoding_, decode)[0];
-    for (auto& d : found) d.box = boxed.geometry.to_image(d.box);
-    std::erase_if(found, [](const stratum::Detection& d) { return d.box.area() <= 0; });
+    std::vector<stratum::Detection> found;
+    if (options.input_sizes.empty()) {
+      found = detect_at(input_size_, photo, options);
+    } else {
+      for (int size : options.input_sizes) {
+        const std::vector<stratum::Detection> at_size = detect_at(size, photo, options);
+        found.insert(found.end(), at_size.begin(), at_size.end());
+      }
+    }
     found = stratum::non_maximum_suppression(found, options.iou_threshold, /*across_classes=*/true);
+    if (found.size() > static_cast<std::size_t>(options.top_k))
+      found.resize(static_cast<std::size_t>(options.top_k));
     if (design_ == DetectorDesign::face_then_classifier) {
       classify_faces(photo, found);
       std::erase_if(found, [&](const stratum::Detection& d) {
@@ -137,9 +141,56 @@ class Detector {
   [[nodiscard]] const DetectorOptions& default_options() const { return default_options_; }
   [[nodiscard]] DetectorDesign design() const { return design_; }
   [[nodiscard]] int input_size() const { return input_size_; }
-  [[nodiscard]] stratum::GraphModel<float>& network() { return *network_; }
+  [[nodiscard]] stratum::GraphModel<float>& network() { return *scales_.at(input_size_).network; }
 
  private:
+  /// The network at one input size, and its input.
+  struct Scale {
+    std::unique_ptr<stratum::GraphModel<float>> network;
+    stratum::Tensor<float> input;
+  };
+
+  /// Steps 1-3 of the file comment at letterbox side `size`.
+  std::vector<stratum::Detection> detect_at(int size, const stratum::Image& photo,
+                                            const DetectorOptions& options) {
+    Scale& scale = scale_at(size);
+    const stratum::LetterboxedImage boxed = stratum::letterbox(photo, size);
+    for (stratum::Index p = 0; p < scale.input.size(); ++p)
+      scale.input[p] = static_cast<float>(boxed.image.pixels[static_cast<std::size_t>(p)]) / 255.0f;
+    const stratum::Tensor<float>* input = &scale.input;
+    const auto& maps = scale.network->forward(
+        std::span<const stratum::Tensor<float>* const>(&input, 1), stratum::Mode::inference);
+    stratum::CenterNetDecodeOptions decode;
+    decode.top_k = options.top_k;
+    decode.score_threshold = options.score_threshold;
+    decode.from_logits = true;
+    std::vector<stratum::Detection> found =
+        stratum::decode_centernet(*maps[0], *maps[1], *maps[2], encoding_, decode)[0];
+    for (auto& d : found) d.box = boxed.geometry.to_image(d.box);
+    std::erase_if(found, [](const stratum::Detection& d) { return d.box.area() <= 0; });
+    return found;
+  }
+
+  /// The network for letterbox side `size`, built from the model's the first time it is asked.
+  Scale& scale_at(int size) {
+    Scale& scale = scales_[size];
+    if (!scale.network) {
+      if (size < encoding_.stride || size % encoding_.stride != 0)
+        throw stratum::Error("input size " + std::to_string(size) + " is not a multiple of " +
+                             name_ + "'s stride " + std::to_string(encoding_.stride));
+      try {
+        scale.network =
+            stratum::with_input_shapes(*scales_.at(input_size_).network, {{size, size, 3}});
+      } catch (const stratum::Error& e) {
+        scales_.erase(size);
+        throw stratum::Error("'" + name_ + "' cannot run at input size " + std::to_string(size) +
+                             ": " + e.what());
+      }
+    }
+    if (scale.input.size() == 0) scale.input = stratum::Tensor<float>({1, size, size, 3});
+    return scale;
+  }
+
   [[noreturn]] void fail(const std::string& what) const {
     throw stratum::IoError("'" + name_ + "' " + what);
   }
@@ -190,13 +241,12 @@ class Detector {
   }
 
   /// The input and the three outputs must have the shapes the metadata promises.
-  void check_network() const {
+  void check_network(stratum::GraphModel<float>& net) const {
     const int s = input_size_, r = encoding_.stride;
     if (s % r != 0) fail("has input_size " + std::to_string(s) + ", not a multiple of its stride");
     if (design_ == DetectorDesign::face_then_classifier && heatmap_classes_.size() != 1)
       fail("is a face-then-classifier detector with " + std::to_string(heatmap_classes_.size()) +
            " heatmap classes (it finds faces: one class)");
-    auto& net = *network_;
     if (net.input_count() != 1 || net.shape(net.input_node(0)) != stratum::Shape{s, s, 3})
       fail("has a network whose input is not one " + std::to_string(s) + "x" + std::to_string(s) +
            " RGB image (input_size " + std::to_string(s) + ")");
@@ -293,7 +343,7 @@ class Detector {
     return crop;
   }
 
-  std::unique_ptr<stratum::GraphModel<float>> network_;
+  std::map<int, Scale> scales_;  // the network by letterbox side, the model's own first
   std::string name_;
   int input_size_ = 0;
   stratum::CenterNetEncoding encoding_;
@@ -301,7 +351,6 @@ class Detector {
   DetectorDesign design_ = DetectorDesign::one_stage;
   DetectorOptions default_options_;
   float crop_margin_ = 0.2f;
-  stratum::Tensor<float> input_;
 
   std::unique_ptr<stratum::Sequential<float>> classifier_;
   std::vector<std::string> classifier_classes_;

@@ -10,8 +10,11 @@ function(run)
   message("${out}")
 endfunction()
 
+# No build type: the consumer is compiled without optimisation (GCC's default, -O0). This test
+# checks how a project finds and links the library, not its speed, and stratum.hpp with a
+# training run compiles in 20 s of CPU at -O0 against 46 s at -O3 (GCC 12).
 set(args -S "${SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/build" -G "${GENERATOR}"
-         -DCMAKE_BUILD_TYPE=Release -DMODE=${MODE})
+         -DCMAKE_BUILD_TYPE= -DMODE=${MODE})
 if(MODE STREQUAL "find_package")
   run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
   list(APPEND args "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")

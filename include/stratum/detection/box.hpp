@@ -48,6 +48,7 @@ struct Detection {
   Box box;
   int class_id = 0;
   float score = 0;
+  bool operator==(const Detection&) const = default;
 };
 
 }  // namespace stratum

@@ -202,6 +202,40 @@ std::unique_ptr<GraphModel<T>> graph_from_config(
   return model;
 }
 
+/// A copy of the built `model` whose inputs take `input_shapes` (per sample, one for each input)
+/// instead: the same layers, settings and weights (BatchNormalization's moving statistics
+/// included), shapes inferred afresh. A fully convolutional network trained on 384 x 384 images
+/// runs this way on 640 x 640 ones, as a Keras model with free spatial dimensions would. Throws
+/// Error naming the node at fault where the graph cannot take the new shapes (a Dense layer
+/// after Flatten has weights of another shape).
+template <typename T>
+std::unique_ptr<GraphModel<T>> with_input_shapes(GraphModel<T>& model,
+                                                 const std::vector<Shape>& input_shapes) {
+  if (!model.built()) throw Error("with_input_shapes: the model is not built");
+  GraphConfig config = graph_config(model);
+  if (input_shapes.size() != config.inputs.size())
+    throw Error("with_input_shapes: " + std::to_string(input_shapes.size()) +
+                " shapes for a model of " + std::to_string(config.inputs.size()) + " inputs");
+  for (std::size_t k = 0; k < input_shapes.size(); ++k) config.inputs[k].shape = input_shapes[k];
+  auto copy = graph_from_config<T>(config);
+  std::map<std::string, Node> copied;  // node names are unique in a graph
+  for (std::size_t i = 0; i < copy->node_count(); ++i)
+    copied[copy->name(copy->node_at(i))] = copy->node_at(i);
+  for (std::size_t i = 0; i < model.node_count(); ++i) {
+    const Node from = model.node_at(i), to = copied.at(model.name(from));
+    if (!model.layer(from)) continue;
+    const auto source = model.layer(from)->parameters(), target = copy->layer(to)->parameters();
+    for (std::size_t p = 0; p < source.size(); ++p) {
+      if (source[p]->value.shape() != target[p]->value.shape())
+        throw Error("with_input_shapes: node '" + model.name(from) + "' would need its " +
+                    source[p]->name + " of shape " + target[p]->value.shape().to_string() +
+                    " instead of " + source[p]->value.shape().to_string());
+      std::copy(source[p]->value.begin(), source[p]->value.end(), target[p]->value.begin());
+    }
+  }
+  return copy;
+}
+
 /// The graph model file's bytes (see the layout above). The model must be built.
 template <typename T>
 std::vector<std::uint8_t> serialize_graph_model(GraphModel<T>& model,
