@@ -12,6 +12,7 @@
 #include <stratum/layers/batch_normalization.hpp>
 #include <stratum/layers/conv2d.hpp>
 #include <stratum/layers/dense.hpp>
+#include <stratum/layers/dropout.hpp>
 #include <stratum/layers/flatten.hpp>
 #include <stratum/layers/max_pool2d.hpp>
 #include <stratum/losses/sparse_categorical_crossentropy.hpp>
@@ -31,15 +32,16 @@ const Communicator& world() {
   return comm;
 }
 
-/// Conv2D + MaxPool2D (they run fused), Flatten, two Dense layers; with `batch_norm`, a
-/// BatchNormalization after the convolution (then the pool is not fused).
+/// Conv2D + MaxPool2D (they run fused), Flatten, two Dense layers; with `stateful`, a
+/// BatchNormalization after the convolution (then the pool is not fused) and a Dropout.
 template <typename T>
-std::unique_ptr<Sequential<T>> distributed_test_network(bool batch_norm = false) {
+std::unique_ptr<Sequential<T>> distributed_test_network(bool stateful = false) {
   auto model = std::make_unique<Sequential<T>>(Shape{6, 6, 2}, 11);
   model->template add<Conv2D>(4, 3, Activation::relu);
-  if (batch_norm) model->template add<BatchNormalization>();
+  if (stateful) model->template add<BatchNormalization>();
   model->template add<MaxPool2D>(2);
   model->template add<Flatten>();
+  if (stateful) model->template add<Dropout>(0.3);
   model->template add<Dense>(8, Activation::relu);
   model->template add<Dense>(3);
   model->compile(std::make_unique<SparseCategoricalCrossentropy<T>>(true),
@@ -254,7 +256,7 @@ TEST_CASE("distributed training matches one process with the whole batch, in flo
   CHECK(weights < 1e-5);
 }
 
-TEST_CASE("replicas with BatchNormalization stay equal: moving statistics averaged over ranks") {
+TEST_CASE("replicas stay equal: moving statistics averaged, Dropout's engines shared") {
   const DistributedTestData<float> train(30, 7);
   const TensorDataset<float> train_set(train.x, train.labels);
   auto replica = distributed_test_network<float>(true);
@@ -267,6 +269,16 @@ TEST_CASE("replicas with BatchNormalization stay equal: moving statistics averag
     world().broadcast(std::span<float>(rank0));
     CHECK(std::equal(rank0.begin(), rank0.end(), p->value.begin()));
   }
+  // Each engine word as two exact doubles of 32 bits.
+  for (std::size_t i = 0; i < replica->size(); ++i)
+    if (const Random* engine = replica->layer(i).random_engine()) {
+      std::vector<double> mine;
+      for (const std::uint64_t word : engine->state())
+        mine.insert(mine.end(), {double(word >> 32), double(word & 0xffffffffU)});
+      std::vector<double> rank0 = mine;
+      world().broadcast(std::span<double>(rank0));
+      CHECK(rank0 == mine);
+    }
 }
 
 int main(int argc, char** argv) {

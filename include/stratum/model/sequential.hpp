@@ -405,6 +405,7 @@ class Sequential final : public Model<T> {
                   std::to_string(global_count) + " samples is smaller than this rank's part (" +
                   std::to_string(count) + ")");
     data_parallel_->begin_gradients(static_cast<double>(count) / static_cast<double>(global_count));
+    take_rank_engines();
     double batch_loss = 0;
     if (count > 0) {
       const Tensor<T>& output = forward(x, Mode::training);
@@ -418,7 +419,31 @@ class Sequential final : public Model<T> {
     trainable_ = trainable_parameters();
     optimizer().step(trainable_);
     data_parallel_->after_update();
+    return_shared_engines();
     return batch_loss;
+  }
+
+  /// The layers' own engines (Dropout's masks) in data-parallel training: the ranks must draw
+  /// different masks for their different samples, yet agree on every engine between steps (a
+  /// checkpoint stores rank 0's, and a resumed run gives it to every rank). So for each step,
+  /// every rank splits `ranks` children off the engine they share and draws with child number
+  /// `rank`; after the step, all go on from the shared engine so split.
+  void take_rank_engines() {
+    shared_engines_.clear();
+    for (auto& l : layers_)
+      if (Random* engine = l->random_engine()) {
+        Random shared = *engine;
+        for (int r = 0; r < data_parallel_->ranks(); ++r) {
+          Random child = shared.split();
+          if (r == data_parallel_->rank()) *engine = child;
+        }
+        shared_engines_.push_back(shared);
+      }
+  }
+  void return_shared_engines() {
+    std::size_t k = 0;
+    for (auto& l : layers_)
+      if (Random* engine = l->random_engine()) *engine = shared_engines_[k++];
   }
 
   /// Layer i's input in the latest forward pass.
@@ -455,6 +480,7 @@ class Sequential final : public Model<T> {
   std::vector<int> batch_labels_;
   std::vector<Parameter<T>*> trainable_;
   DataParallel<T>* data_parallel_ = nullptr;
+  std::vector<Random> shared_engines_;  // see take_rank_engines
 };
 
 }  // namespace stratum
