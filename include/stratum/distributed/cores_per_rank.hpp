@@ -10,13 +10,17 @@
 // is one core each, `--bind-to core`, or `--map-by socket:PE=4` for 4 each), `allowed` is
 // fewer than the machine's and those are the rank's own: it uses all of them. When nothing
 // binds it (`--bind-to none`, or more ranks than cores with `--oversubscribe`), every rank sees
-// the whole machine and takes its 1/local of it, at least one.
+// the whole machine and takes its 1/local of it, at least one. STRATUM_NUM_THREADS or
+// OMP_NUM_THREADS, when set (mpirun passes them to every rank: `mpirun -x STRATUM_NUM_THREADS=2`),
+// win, as they do in a single process (thread_pool.hpp).
 #pragma once
 
 #include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <thread>
+
+#include "../thread_pool.hpp"
 
 #if defined(__linux__)
 #include <sched.h>
@@ -47,6 +51,9 @@ inline int allowed_cores() {
 
 /// The threads a rank should compute with (see the top of the file).
 inline int cores_per_rank() {
+  for (const char* variable : {"STRATUM_NUM_THREADS", "OMP_NUM_THREADS"})
+    if (const char* value = std::getenv(variable); value && *value)
+      return detail::default_thread_count();
   const int machine = std::max(static_cast<int>(std::thread::hardware_concurrency()), 1);
   const int allowed = allowed_cores();
   if (allowed < machine) return allowed;
