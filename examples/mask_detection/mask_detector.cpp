@@ -127,6 +127,7 @@ LabelledImages load_dataset(const Arguments& args, const fs::path& dir, int widt
   options.background = background;
   options.strict = args.has("strict");
   if (!args.has("no-cache")) options.cache_dir = args.get("cache", default_cache_dir().string());
+  options.map_cache = true;  // photos read from the cache as used: memory does not grow with them
   LabelledImages images = load_image_folder(dir, class_names, options);
 
   std::cout << "Dataset " << dir.string() << ": " << images.count() << " images (";
@@ -203,8 +204,9 @@ LabelledImages corrupted_copy(const LabelledImages& images, const std::vector<In
   const auto count = static_cast<Index>(part.size());
   const Index size = images.image_size();
   parallel_for(count, [&](Index k) {
-    const std::uint8_t* source = images.pixels.data() + part[static_cast<std::size_t>(k)] * size;
+    const std::uint8_t* source = images.image(part[static_cast<std::size_t>(k)]);
     const Image photo{images.width, images.height, {source, source + size}};
+    images.release(part[static_cast<std::size_t>(k)]);
     Random rng(Fnv1a()
                    .add(seed)
                    .add(std::uint64_t{number})

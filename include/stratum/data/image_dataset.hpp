@@ -52,13 +52,14 @@ class ImageDataset final : public Dataset<T> {
     const T scale = T(1) / T(255);
     parallel_for(static_cast<Index>(count), [&](Index k) {
       const Index image = indices_[static_cast<std::size_t>(part[static_cast<std::size_t>(k)])];
-      const std::uint8_t* source = images_.pixels.data() + image * image_size;
+      const std::uint8_t* source = images_.image(image);
       T* target = x.data() + k * image_size;
       if (augmenter_)
         augmenter_->augment(source, images_.width, images_.height, target,
                             first_draw + static_cast<std::uint64_t>(k));
       else
         for (Index p = 0; p < image_size; ++p) target[p] = static_cast<T>(source[p]) * scale;
+      images_.release(image);
     });
   }
 
