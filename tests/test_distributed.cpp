@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 #include <stratum/data/image_dataset.hpp>
 #include <stratum/distributed/communicator.hpp>
+#include <stratum/distributed/cores_per_rank.hpp>
 #include <stratum/distributed/mpi_data_parallel.hpp>
 #include <stratum/layers/batch_normalization.hpp>
 #include <stratum/layers/conv2d.hpp>
@@ -20,6 +21,7 @@
 #include <stratum/optimizers/adam.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -279,6 +281,24 @@ TEST_CASE("replicas stay equal: moving statistics averaged, Dropout's engines sh
       world().broadcast(std::span<double>(rank0));
       CHECK(rank0 == mine);
     }
+}
+
+TEST_CASE("the ranks of one machine share its cores; STRATUM_NUM_THREADS overrides") {
+  // CTest starts every rank on this machine.
+  REQUIRE(local_ranks() == world().size());
+  const int machine = static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = cores_per_rank();
+  CHECK(cores >= 1);
+  const bool chosen_by_variable =
+      std::getenv("STRATUM_NUM_THREADS") || std::getenv("OMP_NUM_THREADS");
+  if (!chosen_by_variable) {
+    CHECK(cores <= allowed_cores());
+    if (world().size() <= machine) CHECK(cores * world().size() <= machine);
+  }
+  ::setenv("STRATUM_NUM_THREADS", "3", 1);
+  CHECK(cores_per_rank() == 3);
+  ::unsetenv("STRATUM_NUM_THREADS");
+  CHECK(cores_per_rank() == cores);
 }
 
 int main(int argc, char** argv) {
