@@ -10,9 +10,11 @@ set -euo pipefail
 # clang and its sanitizer runtimes build the sanitizer tests and the libFuzzer targets.
 # pugixml parses the Pascal VOC annotations of the detection data. g++-aarch64-linux-gnu (with
 # the AArch64 C and C++ libraries it depends on) cross-builds the tests for 64-bit ARM, and
-# qemu-user's qemu-aarch64 runs them (cmake/toolchains/aarch64-linux-gnu.cmake).
+# qemu-user's qemu-aarch64 runs them (cmake/toolchains/aarch64-linux-gnu.cmake). Open MPI
+# (libopenmpi-dev: headers and library; openmpi-bin: mpirun) builds stratum::distributed,
+# data-parallel training over MPI, and runs its tests (docs/distributed.md).
 packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev clang libclang-rt-dev
-          libpugixml-dev g++-aarch64-linux-gnu qemu-user)
+          libpugixml-dev g++-aarch64-linux-gnu qemu-user libopenmpi-dev openmpi-bin)
 [[ "${1:-}" == "--golden" ]] && packages+=(python3-torch python3-numpy)
 # Debian builds oneDNN with its OpenCL GPU runtime: its CMake package requires OpenCL (the
 # ICD loader's library and headers), which libdnnl-dev only recommends, and recommendations are

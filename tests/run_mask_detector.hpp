@@ -15,11 +15,9 @@ struct ProgramRun {
   std::string output;  // stdout and, unless stdout_only, stderr
 };
 
-/// Runs mask_detector (STRATUM_MASK_DETECTOR, the build's program) with `args`, each already
-/// shell-safe, and captures what it prints on stdout and, unless `stdout_only`, on stderr.
-inline ProgramRun run_mask_detector(const std::string& args, bool stdout_only = false) {
-  const std::string command = std::string("'") + STRATUM_MASK_DETECTOR + "' " + args +
-                              (stdout_only ? " 2>/dev/null" : " 2>&1");
+/// Runs `command` in a shell and captures what it prints on stdout (and stderr, if the command
+/// sends it there).
+inline ProgramRun run_shell(const std::string& command) {
   std::FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
@@ -27,6 +25,13 @@ inline ProgramRun run_mask_detector(const std::string& args, bool stdout_only = 
   while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
   const int status = ::pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+/// Runs mask_detector (STRATUM_MASK_DETECTOR, the build's program) with `args`, each already
+/// shell-safe, and captures what it prints on stdout and, unless `stdout_only`, on stderr.
+inline ProgramRun run_mask_detector(const std::string& args, bool stdout_only = false) {
+  return run_shell(std::string("'") + STRATUM_MASK_DETECTOR + "' " + args +
+                   (stdout_only ? " 2>/dev/null" : " 2>&1"));
 }
 
 }  // namespace stratum::testing

@@ -218,6 +218,49 @@ TEST_CASE("the cache returns the same images and is rebuilt when the files chang
   CHECK(log.str().find("ignoring the image cache") != std::string::npos);
 }
 
+TEST_CASE("a mapped cache gives the same images, read in place, and is checked like a read one") {
+  testing::TempDir data, cache;
+  testing::write_photo_folder(data.path(), 5, 4);
+  auto options = quiet_options(24);
+  const LabelledImages in_memory = load_image_folder(data.path(), classes, options);
+  options.cache_dir = cache.path();
+  options.map_cache = true;
+  // The first load decodes, writes the cache and maps it; the second maps it at once.
+  for (const bool from_cache : {false, true}) {
+    const LabelledImages mapped = load_image_folder(data.path(), classes, options);
+    CHECK(mapped.from_cache == from_cache);
+    REQUIRE(mapped.mapped != nullptr);
+    CHECK(mapped.pixels.empty());
+    CHECK(mapped.labels == in_memory.labels);
+    CHECK(mapped.files == in_memory.files);
+    for (Index i = 0; i < mapped.count(); ++i) {
+      CHECK(std::equal(mapped.image(i), mapped.image(i) + mapped.image_size(), in_memory.image(i)));
+      mapped.release(i);  // read again below: the page cache gives the same bytes back
+      CHECK(mapped.image(i)[mapped.image_size() - 1] ==
+            in_memory.image(i)[mapped.image_size() - 1]);
+    }
+    // Through a dataset, as training reads it.
+    const ImageDataset<float> dataset(mapped, {3, 0});
+    Tensor<float> x;
+    std::vector<int> labels;
+    dataset.gather(std::vector<Index>{1, 0}, x, labels);
+    CHECK(x[0] == doctest::Approx(in_memory.image(0)[0] / 255.0));
+  }
+  // A corrupt mapped cache is refused and replaced, like a read one.
+  for (const auto& e : fs::directory_iterator(cache.path())) {
+    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-20, std::ios::end);
+    f.put('\x55');
+  }
+  std::ostringstream log;
+  options.log = &log;
+  const LabelledImages replaced = load_image_folder(data.path(), classes, options);
+  CHECK(!replaced.from_cache);
+  CHECK(log.str().find("is corrupt (checksum mismatch)") != std::string::npos);
+  CHECK(
+      std::equal(replaced.image(0), replaced.image(0) + replaced.image_size(), in_memory.image(0)));
+}
+
 TEST_CASE("ImageDataset scales bytes to [0, 1] batch by batch") {
   testing::TempDir data;
   testing::write_photo_folder(data.path(), 3, 3);

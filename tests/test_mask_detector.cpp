@@ -73,6 +73,74 @@ std::string kill_when_printed(const std::vector<std::string>& args, const std::s
   return output;
 }
 
+#ifdef STRATUM_MPIEXEC
+/// The process of MPI rank `rank` among the children of `launcher` (mpirun starts the ranks
+/// of its own machine itself), found in /proc; 0 if there is none.
+pid_t rank_process(pid_t launcher, int rank) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const std::size_t after_name = line.rfind(')');  // "pid (name) state ppid ..."
+    if (after_name == std::string::npos) continue;
+    std::istringstream fields(line.substr(after_name + 2));
+    char state = 0;
+    pid_t parent = 0;
+    fields >> state >> parent;
+    if (parent != launcher) continue;
+    std::ifstream environment(entry.path() / "environ", std::ios::binary);
+    std::string variable;
+    while (std::getline(environment, variable, '\0'))
+      if (variable == "OMPI_COMM_WORLD_RANK=" + std::to_string(rank)) return std::stoi(name);
+  }
+  return 0;
+}
+
+/// Starts `argv` (an mpirun command line), reads its output until it contains `marker`, then
+/// kills rank `rank` with SIGKILL and reads on until the job ends. Returns the job's exit code
+/// (-1 if it ended by a signal) and everything it printed.
+std::pair<int, std::string> kill_rank_when_printed(std::vector<std::string> argv_storage,
+                                                   const std::string& marker, int rank) {
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  REQUIRE(posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  std::string output;
+  char buffer[4096];
+  bool killed = false;
+  for (;;) {
+    if (!killed && output.find(marker) != std::string::npos) {
+      const pid_t victim = rank_process(pid, rank);
+      INFO(output);
+      REQUIRE(victim > 0);
+      ::kill(victim, SIGKILL);
+      killed = true;
+    }
+    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    output.append(buffer, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(pipe_fds[0]);
+  INFO(output);
+  REQUIRE(killed);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+#endif
+
 std::vector<std::uint8_t> file_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -242,6 +310,59 @@ TEST_CASE("train killed mid-run and resumed ends bit-identical to an uninterrupt
 
   check_fails(command("resumed.stmodel", "--resume"), 1, "no checkpoint at");
 }
+
+#ifdef STRATUM_MPIEXEC
+TEST_CASE("mpirun: a rank killed mid-run ends the job, and resume ends bit-identical") {
+  stratum::testing::TempDir dir;
+  const fs::path data = dir.path() / "data";
+  stratum::testing::write_photo_folder(data, 16, 21);
+  // 2 ranks, one thread each; the compact network with augmentation, dropout and batch
+  // normalisation. The last batch of each epoch (7 photos) is cut unevenly, 3 and 4.
+  const std::vector<std::string> mpirun{
+      STRATUM_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", "2", STRATUM_MASK_DETECTOR};
+  const std::vector<std::string> train{
+      "train",  "--data",  data.string(), "--cache",   (dir.path() / "cache").string(),
+      "--arch", "compact", "--epochs",    "4",         "--batch",
+      "8",      "--seed",  "3",           "--threads", "1",
+      "--quiet"};
+  auto arguments = [&](const std::string& model, const std::string& extra = "") {
+    std::vector<std::string> all = mpirun;
+    all.insert(all.end(), train.begin(), train.end());
+    all.insert(all.end(), {"--model", (dir.path() / model).string()});
+    if (!extra.empty()) all.push_back(extra);
+    return all;
+  };
+  auto command_line = [&](const std::vector<std::string>& all) {
+    std::string line;
+    for (const auto& a : all) line += quoted(fs::path(a)) + " ";
+    return line + "2>&1";
+  };
+
+  const Run whole = stratum::testing::run_shell(command_line(arguments("whole.stmodel")));
+  INFO(whole.output);
+  REQUIRE(whole.exit_code == 0);
+  CHECK(contains(whole.output, "Threads: 1 per rank, 2 ranks"));
+  // Rank 0 alone prints: one summary, one line per epoch.
+  CHECK(whole.output.find("Total params") == whole.output.rfind("Total params"));
+  CHECK(whole.output.find("Epoch 4/4") == whole.output.rfind("Epoch 4/4"));
+
+  // Rank 1 killed once rank 0 has printed the second epoch's line (before its checkpoint).
+  const auto [exit_code, output] =
+      kill_rank_when_printed(arguments("resumed.stmodel"), "Epoch 2/4", 1);
+  CHECK(exit_code != 0);
+  CHECK(contains(output, "exited on signal 9"));
+  REQUIRE(fs::exists(dir.path() / "resumed.checkpoint"));
+  CHECK(!fs::exists(dir.path() / "resumed.stmodel"));
+
+  const Run resumed =
+      stratum::testing::run_shell(command_line(arguments("resumed.stmodel", "--resume")));
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(contains(resumed.output, "Resuming from "));
+  CHECK(contains(resumed.output, "Epoch 4/4"));
+  CHECK(file_bytes(dir.path() / "resumed.stmodel") == file_bytes(dir.path() / "whole.stmodel"));
+}
+#endif
 
 TEST_CASE("predict classifies every image of a folder and sums up") {
   stratum::testing::TempDir dir;

@@ -19,6 +19,11 @@
 #include <stratum/model/checkpoint.hpp>
 #include <stratum/plot.hpp>
 #include <stratum/stratum.hpp>
+#if STRATUM_WITH_MPI  // built where MPI is: mpirun -np N mask_detector train (docs/distributed.md)
+#include <stratum/distributed/communicator.hpp>
+#include <stratum/distributed/cores_per_rank.hpp>
+#include <stratum/distributed/mpi_data_parallel.hpp>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -27,6 +32,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "architectures.hpp"
@@ -111,14 +117,17 @@ std::string percent(double fraction) {
   return out.str();
 }
 
+/// The photos of `dir`; `log` gets the decoding's progress and warnings (null: none).
 LabelledImages load_dataset(const Arguments& args, const fs::path& dir, int width, int height,
-                            Rgb background) {
+                            Rgb background, std::ostream* log = &std::cerr) {
   ImageFolderOptions options;
+  options.log = log;
   options.width = width;
   options.height = height;
   options.background = background;
   options.strict = args.has("strict");
   if (!args.has("no-cache")) options.cache_dir = args.get("cache", default_cache_dir().string());
+  options.map_cache = true;  // photos read from the cache as used: memory does not grow with them
   LabelledImages images = load_image_folder(dir, class_names, options);
 
   std::cout << "Dataset " << dir.string() << ": " << images.count() << " images (";
@@ -195,8 +204,9 @@ LabelledImages corrupted_copy(const LabelledImages& images, const std::vector<In
   const auto count = static_cast<Index>(part.size());
   const Index size = images.image_size();
   parallel_for(count, [&](Index k) {
-    const std::uint8_t* source = images.pixels.data() + part[static_cast<std::size_t>(k)] * size;
+    const std::uint8_t* source = images.image(part[static_cast<std::size_t>(k)]);
     const Image photo{images.width, images.height, {source, source + size}};
+    images.release(part[static_cast<std::size_t>(k)]);
     Random rng(Fnv1a()
                    .add(seed)
                    .add(std::uint64_t{number})
@@ -385,6 +395,17 @@ int train(const std::vector<std::string>& raw) {
   const fs::path model_path = args.get("model", "mask_detector.stmodel");
   const auto [checkpoint_path, history_path, plot_path] =
       mask_detection::run_files(args, model_path);
+  // Under mpirun every rank runs this, each on its part of every batch (docs/distributed.md).
+  // Rank 0 alone prints and writes files; the other ranks' standard output is switched off.
+#if STRATUM_WITH_MPI
+  std::optional<Communicator> world;
+  if (int running = 0; MPI_Initialized(&running) == MPI_SUCCESS && running) world.emplace();
+  const int rank = world ? world->rank() : 0;
+  if (world && !args.has("threads")) set_num_threads(cores_per_rank());
+#else
+  const int rank = 0;
+#endif
+  if (rank != 0) std::cout.setstate(std::ios::failbit);
   apply_threads(args);
   const fs::path dir = args.get("data", "data");
   if (!fs::exists(dir)) {
@@ -396,12 +417,25 @@ int train(const std::vector<std::string>& raw) {
                 "' to resume from (a finished run removes it)");
 
   auto model = mask_detection::build_network(arch, seed);
+#if STRATUM_WITH_MPI
+  // Rank 0 decodes the photos and writes the cache before the others read it: two processes
+  // writing one cache file would race.
+  if (world && rank != 0) world->barrier();
+#endif
   const LabelledImages images =
-      load_dataset(args, dir, mask_detection::image_size, mask_detection::image_size, white);
+      load_dataset(args, dir, mask_detection::image_size, mask_detection::image_size, white,
+                   rank == 0 ? &std::cerr : nullptr);
+#if STRATUM_WITH_MPI
+  if (world && rank == 0) world->barrier();
+#endif
   const Parts parts = split_dataset(images, seed);
   std::cout << "Split (seed " << seed << "): " << parts.train.size() << " train, "
             << parts.validation.size() << " validation, " << parts.test.size() << " test\n"
-            << "Threads: " << num_threads() << "\n\n";
+            << "Threads: " << num_threads();
+#if STRATUM_WITH_MPI
+  if (world) std::cout << " per rank, " << world->size() << " ranks";
+#endif
+  std::cout << "\n\n";
 
   model->compile(mask_detection::network_loss(arch),
                  std::make_unique<Adam<float>>(lr, 0.9, 0.999, 1e-7, weight_decay));
@@ -425,22 +459,30 @@ int train(const std::vector<std::string>& raw) {
            << " data=" << data_fingerprint;
   Metadata run_metadata{{"run_settings", settings.str()},
                         {"threads", std::to_string(num_threads())}};
+#if STRATUM_WITH_MPI
+  if (world) run_metadata["ranks"] = std::to_string(world->size());
+#endif
   std::vector<Stateful*> state;
   for (auto* c : callbacks.all()) state.push_back(c);
   state.push_back(&augmenter);
   const TrainingProgress progress = mask_detection::start_or_resume(
       args.has("resume"), checkpoint_path, *model, state, run_metadata);
   TrainingCheckpoint<float> checkpoint(checkpoint_path, progress, {state.begin(), state.end()});
+#if STRATUM_WITH_MPI
+  std::optional<MpiDataParallel<float>> replicas;
+  if (world) model->distribute(&replicas.emplace(*world));
+#endif
 
   FitOptions<float> options;
   options.epochs = epochs;
   options.initial_epoch = progress.stop_training ? epochs : progress.completed_epochs;
   options.batch_size = batch;
   options.validation_data = &validation_data;
-  options.verbose = args.has("quiet") ? 2 : 1;
+  options.verbose = rank != 0 ? 0 : args.has("quiet") ? 2 : 1;
   options.callbacks = callbacks.all();
-  options.callbacks.push_back(&checkpoint);
+  if (rank == 0) options.callbacks.push_back(&checkpoint);
   model->fit(train_data, options);
+  if (rank != 0) return 0;  // the model, the scores and the files are rank 0's
   const History& history = checkpoint.progress().history;
 
   const Scores test = score(*model, images, parts.test);
@@ -662,11 +704,19 @@ constexpr const char* usage =
     "\n"
     "Run 'mask_detector COMMAND --help' for the options of each.\n";
 
-}  // namespace
+/// Ends the program with `code`. Under mpirun, a failing rank ends the whole job (MPI_Abort):
+/// the other ranks would otherwise wait for it forever in their next all-reduce.
+int finish(int code) {
+#if STRATUM_WITH_MPI
+  if (int running = 0; code != 0 && MPI_Initialized(&running) == MPI_SUCCESS && running) {
+    std::cerr << "mask_detector: rank " << Communicator().rank() << " failed: ending the job\n";
+    MPI_Abort(MPI_COMM_WORLD, code);
+  }
+#endif
+  return code;
+}
 
-int main(int argc, char** argv) {
-  const std::vector<std::string> args(argv + std::min(argc, 2), argv + argc);
-  const std::string command = argc > 1 ? argv[1] : "";
+int run_command(const std::string& command, const std::vector<std::string>& args) {
   try {
     if (command == "train") return train(args);
     if (command == "evaluate") return evaluate(args);
@@ -692,4 +742,17 @@ int main(int argc, char** argv) {
     std::cerr << "mask_detector " << command << ": " << e.what() << '\n';
     return 1;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#if STRATUM_WITH_MPI
+  // Started by mpirun (or srun): one rank of a data-parallel job. Started by hand, MPI stays
+  // untouched and everything runs as in a build without it.
+  std::optional<MpiSession> mpi;
+  if (launched_by_mpi()) mpi.emplace(argc, argv);
+#endif
+  const std::vector<std::string> args(argv + std::min(argc, 2), argv + argc);
+  return finish(run_command(argc > 1 ? argv[1] : "", args));
 }

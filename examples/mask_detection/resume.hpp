@@ -47,7 +47,7 @@ inline RunFiles run_files(const Arguments& args, const std::filesystem::path& mo
 /// ("run_settings": every option that shapes the run, "threads"). With `resume`, the checkpoint
 /// at `path` is loaded into `model` and `state`; it must have been written by a run with the
 /// same settings (otherwise the weights would continue another run), and a different thread
-/// count is named in a warning, since the sums then differ in their last bits.
+/// or MPI rank count is named in a warning, since the sums then differ in their last bits.
 template <typename M>
 stratum::TrainingProgress start_or_resume(bool resume, const std::filesystem::path& path, M& model,
                                           const std::vector<stratum::Stateful*>& state,
@@ -62,10 +62,16 @@ stratum::TrainingProgress start_or_resume(bool resume, const std::filesystem::pa
                          "' was written by a run with other settings:\n  checkpoint: " +
                          progress.metadata["run_settings"] + "\n  now:        " + settings +
                          "\nresume with the same options");
-  if (progress.metadata["threads"] != run_metadata.at("threads"))
-    std::cout << "warning: the checkpoint was written with " << progress.metadata["threads"]
-              << " threads; with " << run_metadata.at("threads")
-              << " the results differ in the last bits\n";
+  // Threads and MPI ranks (none: one process) change the order of sums, not the run.
+  for (const std::string key : {"threads", "ranks"}) {
+    auto value = [&](const stratum::Metadata& m) {
+      return m.count(key) ? m.at(key) : std::string("1");
+    };
+    if (value(progress.metadata) != value(run_metadata))
+      std::cout << "warning: the checkpoint was written with " << value(progress.metadata) << ' '
+                << key << "; with " << value(run_metadata)
+                << " the results differ in the last bits\n";
+  }
   std::cout << "Resuming from " << path.string() << " after epoch " << progress.completed_epochs
             << "\n";
   return progress;

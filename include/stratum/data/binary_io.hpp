@@ -71,6 +71,8 @@ class BinaryReader {
     if (out.empty()) return;  // memcpy must not see the null pointer of an empty vector
     std::memcpy(out.data(), take(out.size_bytes()), out.size_bytes());
   }
+  /// The next n bytes where they lie, without copying them.
+  std::span<const std::uint8_t> get_view(std::size_t n) { return {take(n), n}; }
   [[nodiscard]] std::size_t offset() const { return offset_; }
   [[nodiscard]] std::size_t remaining() const { return bytes_.size() - offset_; }
   [[noreturn]] void fail(const std::string& what) const {

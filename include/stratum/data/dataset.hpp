@@ -23,6 +23,15 @@ class Dataset {
   /// Resizes x to (indices.size(), sample_shape...) and copies those samples and their labels.
   virtual void gather(std::span<const Index> indices, Tensor<T>& x,
                       std::vector<int>& labels) const = 0;
+  /// Gathers samples [first, first + count) of `batch` as one part of gathering the whole
+  /// batch (data-parallel training: each rank takes its part). A dataset that draws random
+  /// numbers per sample (augmentation) advances as if the whole batch had been gathered and
+  /// gives the part's samples the draws they have in the whole batch, so the transforms do not
+  /// depend on how many ranks share the batch.
+  virtual void gather_part(std::span<const Index> batch, std::size_t first, std::size_t count,
+                           Tensor<T>& x, std::vector<int>& labels) const {
+    gather(batch.subspan(first, count), x, labels);
+  }
 
  protected:
   void check_index(Index i) const {

@@ -32,26 +32,34 @@ class ImageDataset final : public Dataset<T> {
   [[nodiscard]] const std::vector<Index>& indices() const { return indices_; }
 
   void gather(std::span<const Index> batch, Tensor<T>& x, std::vector<int>& labels) const override {
+    gather_part(batch, 0, batch.size(), x, labels);
+  }
+
+  void gather_part(std::span<const Index> batch, std::size_t first, std::size_t count, Tensor<T>& x,
+                   std::vector<int>& labels) const override {
     const Index image_size = images_.image_size();
-    x.resize(sample_shape().with_batch(static_cast<Index>(batch.size())));
-    labels.resize(batch.size());
-    for (std::size_t k = 0; k < batch.size(); ++k) {
-      this->check_index(batch[k]);
+    const std::span<const Index> part = batch.subspan(first, count);
+    x.resize(sample_shape().with_batch(static_cast<Index>(count)));
+    labels.resize(count);
+    for (std::size_t k = 0; k < count; ++k) {
+      this->check_index(part[k]);
       labels[k] =
-          images_.labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(batch[k])])];
+          images_.labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(part[k])])];
     }
-    const std::uint64_t first_draw = augmenter_ ? augmenter_->reserve(batch.size()) : 0;
+    // Sample k of the whole batch draws number first_draw + k, whichever part it is in.
+    const std::uint64_t first_draw =
+        augmenter_ ? augmenter_->reserve(batch.size()) + std::uint64_t{first} : 0;
     const T scale = T(1) / T(255);
-    const auto count = static_cast<Index>(batch.size());
-    parallel_for(count, [&](Index k) {
-      const Index image = indices_[static_cast<std::size_t>(batch[static_cast<std::size_t>(k)])];
-      const std::uint8_t* source = images_.pixels.data() + image * image_size;
+    parallel_for(static_cast<Index>(count), [&](Index k) {
+      const Index image = indices_[static_cast<std::size_t>(part[static_cast<std::size_t>(k)])];
+      const std::uint8_t* source = images_.image(image);
       T* target = x.data() + k * image_size;
       if (augmenter_)
         augmenter_->augment(source, images_.width, images_.height, target,
                             first_draw + static_cast<std::uint64_t>(k));
       else
         for (Index p = 0; p < image_size; ++p) target[p] = static_cast<T>(source[p]) * scale;
+      images_.release(image);
     });
   }
 

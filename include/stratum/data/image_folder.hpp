@@ -16,6 +16,12 @@
 // name is a hash of every file's path, size and modification time, the target size and the
 // background colour, so any change to the data or the options makes a new one. The dataset
 // folder itself is only ever read.
+//
+// Data larger than memory: with `map_cache`, the pixels are not read from the cache into
+// memory but mapped (mapped_file.hpp), and a reader hands each image's pages back once it has
+// used them (LabelledImages::release), so a process's memory does not grow with the number
+// of photos, and the processes of one machine share one copy in the page cache. (The first
+// load, which decodes the photos and writes the cache, still holds them all in memory.)
 #pragma once
 
 #include <algorithm>
@@ -24,6 +30,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -34,6 +41,7 @@
 #include "../progress.hpp"
 #include "binary_io.hpp"
 #include "image.hpp"
+#include "mapped_file.hpp"
 
 namespace stratum {
 
@@ -46,6 +54,8 @@ struct ImageFolderOptions {
   bool strict = false;
   /// Where to keep the decoded collection; empty means no cache.
   std::filesystem::path cache_dir;
+  /// Map the cache's pixels instead of reading them into memory (see the top of the file).
+  bool map_cache = false;
   /// Progress and warnings; null for silence.
   std::ostream* log = &std::cerr;
 };
@@ -59,15 +69,29 @@ struct LabelledImages {
   int width = 0;
   int height = 0;
   std::vector<std::string> class_names;
-  std::vector<std::uint8_t> pixels;           // count() x height x width x 3
+  std::vector<std::uint8_t> pixels;           // count() x height x width x 3, unless mapped
   std::vector<int> labels;                    // index into class_names
   std::vector<std::string> files;             // relative to the folder: "with_mask/x.jpg"
   std::vector<std::uint64_t> content_hashes;  // FNV-1a of the file's bytes (with its size)
   std::vector<SkippedFile> skipped;
   bool from_cache = false;
+  /// With ImageFolderOptions::map_cache, the cache file whose bytes from `mapped_offset` on
+  /// hold the pixels, in place of `pixels`.
+  std::shared_ptr<const MappedFile> mapped;
+  std::size_t mapped_offset = 0;
 
   [[nodiscard]] Index count() const { return static_cast<Index>(labels.size()); }
   [[nodiscard]] Index image_size() const { return Index{width} * height * 3; }
+  /// Image i's pixels (height x width x 3), wherever they are.
+  [[nodiscard]] const std::uint8_t* image(Index i) const {
+    return (mapped ? mapped->bytes().data() + mapped_offset : pixels.data()) + i * image_size();
+  }
+  /// Says that image i has been read: mapped, its pages leave the process's resident set.
+  void release(Index i) const {
+    if (mapped)
+      mapped->release(mapped_offset + static_cast<std::size_t>(i * image_size()),
+                      static_cast<std::size_t>(image_size()));
+  }
   [[nodiscard]] Index class_count(int label) const {
     return std::count(labels.begin(), labels.end(), label);
   }
@@ -233,11 +257,8 @@ inline void write_image_cache(const std::filesystem::path& path, const LabelledI
   write_checksummed_file(path, w);
 }
 
-inline LabelledImages read_image_cache(const std::filesystem::path& path) {
-  const std::vector<std::uint8_t> body =
-      read_checksummed_file(path, image_cache_magic, "a stratum image cache");
-  BinaryReader r(body, path.string());
-  LabelledImages images;
+/// The size, class names and files of a cache, up to its pixels.
+inline void read_image_cache_header(BinaryReader& r, LabelledImages& images) {
   images.width = r.get<std::int32_t>();
   images.height = r.get<std::int32_t>();
   images.class_names.resize(r.get<std::uint32_t>());
@@ -249,8 +270,10 @@ inline LabelledImages read_image_cache(const std::filesystem::path& path) {
     images.content_hashes.push_back(r.get<std::uint64_t>());
     images.files.push_back(r.get_string());
   }
-  images.pixels.resize(static_cast<std::size_t>(images.count() * images.image_size()));
-  r.get_array(std::span<std::uint8_t>(images.pixels));
+}
+
+/// The files a cache skipped, after its pixels.
+inline void read_image_cache_skipped(BinaryReader& r, LabelledImages& images) {
   const auto skipped = r.get<std::uint64_t>();
   if (skipped > r.remaining()) r.fail("claims more skipped files than it holds");
   for (std::uint64_t i = 0; i < skipped; ++i) {
@@ -260,6 +283,48 @@ inline LabelledImages read_image_cache(const std::filesystem::path& path) {
     images.skipped.push_back(std::move(s));
   }
   images.from_cache = true;
+}
+
+inline LabelledImages read_image_cache(const std::filesystem::path& path) {
+  const std::vector<std::uint8_t> body =
+      read_checksummed_file(path, image_cache_magic, "a stratum image cache");
+  BinaryReader r(body, path.string());
+  LabelledImages images;
+  read_image_cache_header(r, images);
+  images.pixels.resize(static_cast<std::size_t>(images.count() * images.image_size()));
+  r.get_array(std::span<std::uint8_t>(images.pixels));
+  read_image_cache_skipped(r, images);
+  return images;
+}
+
+/// The cache at `path` with its pixels mapped, not read (ImageFolderOptions::map_cache). The
+/// checksum is verified over the mapping a block at a time, each block released once hashed,
+/// so that checking it does not bring the whole file into the process either.
+inline LabelledImages map_image_cache(const std::filesystem::path& path) {
+  auto file = std::make_shared<const MappedFile>(path);
+  const std::span<const std::uint8_t> bytes = file->bytes();
+  if (bytes.size() < 16) throw IoError("'" + path.string() + "' is truncated");
+  Fnv1a hash;
+  constexpr std::size_t block = std::size_t{16} << 20;
+  for (std::size_t at = 0; at < bytes.size() - 8; at += block) {
+    const std::size_t length = std::min(block, bytes.size() - 8 - at);
+    hash.add(bytes.subspan(at, length));
+    file->release(at, length);
+  }
+  std::uint64_t stored = 0;
+  std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
+  if (hash.value() != stored)
+    throw IoError("'" + path.string() + "' is corrupt (checksum mismatch)");
+  if (std::memcmp(bytes.data(), image_cache_magic, 8) != 0)
+    throw IoError("'" + path.string() + "' is not a stratum image cache");
+  BinaryReader r(bytes.subspan(8, bytes.size() - 16), path.string());
+  LabelledImages images;
+  read_image_cache_header(r, images);
+  images.mapped_offset = 8 + r.offset();
+  r.get_view(static_cast<std::size_t>(images.count() * images.image_size()));
+  read_image_cache_skipped(r, images);
+  file->release(0, bytes.size());
+  images.mapped = std::move(file);
   return images;
 }
 
@@ -281,7 +346,8 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
     std::error_code exists_error;
     if (std::filesystem::exists(cache, exists_error)) {
       try {
-        LabelledImages cached = detail::read_image_cache(cache);
+        LabelledImages cached =
+            options.map_cache ? detail::map_image_cache(cache) : detail::read_image_cache(cache);
         if (cached.count() + static_cast<Index>(cached.skipped.size()) ==
                 static_cast<Index>(entries.size()) &&
             (!options.strict || cached.skipped.empty())) {
@@ -362,6 +428,11 @@ inline LabelledImages load_image_folder(const std::filesystem::path& root,
   if (!cache.empty()) {
     try {
       detail::write_image_cache(cache, images);
+      if (options.map_cache) {  // from now on, read like every later load
+        LabelledImages mapped = detail::map_image_cache(cache);
+        mapped.from_cache = false;
+        return mapped;
+      }
     } catch (const std::exception& e) {
       if (log) *log << "warning: could not write the image cache: " << e.what() << '\n';
     }

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <iomanip>
 #include <iostream>
@@ -42,6 +43,7 @@
 #include "../losses/loss.hpp"
 #include "../optimizers/optimizer.hpp"
 #include "../progress.hpp"
+#include "data_parallel.hpp"
 #include "history.hpp"
 #include "model.hpp"
 #include "training.hpp"
@@ -113,6 +115,23 @@ class Sequential final : public Model<T> {
   /// Set to true (from a callback) to end `fit` after the current epoch.
   bool& stop_training() override { return stop_training_; }
 
+  /// Trains as one replica of many (model/data_parallel.hpp): `fit` takes this rank's part of
+  /// every global batch and averages the gradients over the ranks, `evaluate` its part of the
+  /// samples, and both report the figures of all ranks together. Call it once the model is
+  /// complete (every layer added); it makes the weights equal rank 0's. `group` must outlive
+  /// the model's training; null trains alone again.
+  void distribute(DataParallel<T>* group) {
+    data_parallel_ = group;
+    if (!group) return;
+    std::vector<std::vector<Parameter<T>*>> trainable_by_layer;
+    for (auto& l : layers_) {
+      trainable_by_layer.emplace_back();
+      for (auto* p : l->parameters())
+        if (p->trainable) trainable_by_layer.back().push_back(p);
+    }
+    group->attach(trainable_by_layer, parameters());
+  }
+
   /// Every weight of every layer, trainable or not (what a model file stores).
   [[nodiscard]] std::vector<Parameter<T>*> parameters() override {
     std::vector<Parameter<T>*> all;
@@ -179,15 +198,20 @@ class Sequential final : public Model<T> {
   }
 
   /// One step of training on a batch: forward, loss, backward, update. Returns the batch's
-  /// mean loss; adds the number of correct predictions to `*correct` if given.
-  double train_on_batch(const Tensor<T>& x, std::span<const int> labels, Index* correct = nullptr) {
-    const Tensor<T>& output = forward(x, Mode::training);
-    const double batch_loss = loss().compute(output, labels, &d_outputs_.back());
-    if (correct) *correct += loss().count_correct(output, labels);
-    backward_from_last();
-    trainable_ = trainable_parameters();
-    optimizer().step(trainable_);
-    return batch_loss;
+  /// mean loss; adds the number of correct predictions to `*correct` if given. Distributed
+  /// (`distribute`), x is this rank's part of a global batch of `global_count` samples.
+  double train_on_batch(const Tensor<T>& x, std::span<const int> labels, Index* correct = nullptr,
+                        Index global_count = 0) {
+    if (!data_parallel_) {
+      const Tensor<T>& output = forward(x, Mode::training);
+      const double batch_loss = loss().compute(output, labels, &d_outputs_.back());
+      if (correct) *correct += loss().count_correct(output, labels);
+      backward_from_last();
+      trainable_ = trainable_parameters();
+      optimizer().step(trainable_);
+      return batch_loss;
+    }
+    return train_on_part(x, labels, correct, global_count);
   }
 
   History fit(const Dataset<T>& data, const FitOptions<T>& options = {}) {
@@ -218,10 +242,26 @@ class Sequential final : public Model<T> {
         const Index first = b * options.batch_size;
         const Index count = std::min(options.batch_size, train_count - first);
         for (auto* c : options.callbacks) c->on_batch_begin(*this, epoch, b);
-        data.gather(std::span<const Index>(train_indices)
-                        .subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(count)),
-                    batch_x_, batch_labels_);
-        loss_sum += train_on_batch(batch_x_, batch_labels_, &correct) * static_cast<double>(count);
+        const auto batch =
+            std::span<const Index>(train_indices)
+                .subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(count));
+        if (!data_parallel_) {
+          data.gather(batch, batch_x_, batch_labels_);
+          loss_sum +=
+              train_on_batch(batch_x_, batch_labels_, &correct) * static_cast<double>(count);
+        } else {
+          // Every rank shuffled the same way (same seed): each takes its part of the batch.
+          const Shard part = data_parallel_->shard(count);
+          data.gather_part(batch, static_cast<std::size_t>(part.first),
+                           static_cast<std::size_t>(part.count), batch_x_, batch_labels_);
+          Index part_correct = 0;
+          double sums[] = {train_on_part(batch_x_, batch_labels_, &part_correct, count) *
+                               static_cast<double>(part.count),
+                           static_cast<double>(part_correct)};
+          data_parallel_->sum(sums);
+          loss_sum += sums[0];
+          correct += static_cast<Index>(std::llround(sums[1]));
+        }
         seen += count;
         const BatchLogs logs{epoch, b, batches, loss_sum / static_cast<double>(seen),
                              static_cast<double>(correct) / static_cast<double>(seen)};
@@ -322,15 +362,20 @@ class Sequential final : public Model<T> {
   Evaluation evaluate_indices(const Dataset<T>& data, const std::vector<Index>& indices,
                               Index batch_size) {
     if (batch_size < 1) throw Error("Sequential::evaluate: batch_size must be >= 1");
-    double loss_sum = 0;
-    Index correct = 0;
-    for_each_batch(data, indices, batch_size, [&](Index, const Tensor<T>& output) {
-      loss_sum +=
+    // Distributed, each rank evaluates its part of the samples and the sums are added up.
+    const Shard part = data_parallel_ ? data_parallel_->shard(static_cast<Index>(indices.size()))
+                                      : Shard{0, static_cast<Index>(indices.size())};
+    const std::vector<Index> mine(indices.begin() + part.first,
+                                  indices.begin() + part.first + part.count);
+    double sums[] = {0, 0};  // loss summed over the samples, correct predictions
+    for_each_batch(data, mine, batch_size, [&](Index, const Tensor<T>& output) {
+      sums[0] +=
           loss().compute(output, batch_labels_, nullptr) * static_cast<double>(output.dim(0));
-      correct += loss().count_correct(output, batch_labels_);
+      sums[1] += static_cast<double>(loss().count_correct(output, batch_labels_));
     });
+    if (data_parallel_) data_parallel_->sum(sums);
     const auto n = static_cast<double>(indices.size());
-    return {loss_sum / n, static_cast<double>(correct) / n, static_cast<Index>(indices.size())};
+    return {sums[0] / n, sums[1] / n, static_cast<Index>(indices.size())};
   }
 
   void backward_from_last() {
@@ -343,7 +388,62 @@ class Sequential final : public Model<T> {
         layers_[i]->backward(input_of(i), outputs_[i], d_outputs_[i],
                              i == 0 ? nullptr : &d_outputs_[i - 1]);
       }
+      // Layers i.. are done: their gradients can be averaged while backward goes on.
+      if (data_parallel_) data_parallel_->gradients_ready(i);
     }
+  }
+
+  /// A training step on this rank's part (x, labels) of a global batch of `global_count`
+  /// samples: the gradients are averaged over the ranks (model/data_parallel.hpp) before the
+  /// optimizer's step, which is then the same on every rank. A rank whose part is empty (a last
+  /// batch smaller than the number of ranks) adds nothing to the sums, but takes the step too.
+  double train_on_part(const Tensor<T>& x, std::span<const int> labels, Index* correct,
+                       Index global_count) {
+    const auto count = static_cast<Index>(labels.size());
+    if (global_count < count)
+      throw Error("Sequential::train_on_batch: the global batch of " +
+                  std::to_string(global_count) + " samples is smaller than this rank's part (" +
+                  std::to_string(count) + ")");
+    data_parallel_->begin_gradients(static_cast<double>(count) / static_cast<double>(global_count));
+    take_rank_engines();
+    double batch_loss = 0;
+    if (count > 0) {
+      const Tensor<T>& output = forward(x, Mode::training);
+      batch_loss = loss().compute(output, labels, &d_outputs_.back());
+      if (correct) *correct += loss().count_correct(output, labels);
+      backward_from_last();
+    } else {
+      data_parallel_->gradients_ready(0);
+    }
+    data_parallel_->finish_gradients();
+    trainable_ = trainable_parameters();
+    optimizer().step(trainable_);
+    data_parallel_->after_update();
+    return_shared_engines();
+    return batch_loss;
+  }
+
+  /// The layers' own engines (Dropout's masks) in data-parallel training: the ranks must draw
+  /// different masks for their different samples, yet agree on every engine between steps (a
+  /// checkpoint stores rank 0's, and a resumed run gives it to every rank). So for each step,
+  /// every rank splits `ranks` children off the engine they share and draws with child number
+  /// `rank`; after the step, all go on from the shared engine so split.
+  void take_rank_engines() {
+    shared_engines_.clear();
+    for (auto& l : layers_)
+      if (Random* engine = l->random_engine()) {
+        Random shared = *engine;
+        for (int r = 0; r < data_parallel_->ranks(); ++r) {
+          Random child = shared.split();
+          if (r == data_parallel_->rank()) *engine = child;
+        }
+        shared_engines_.push_back(shared);
+      }
+  }
+  void return_shared_engines() {
+    std::size_t k = 0;
+    for (auto& l : layers_)
+      if (Random* engine = l->random_engine()) *engine = shared_engines_[k++];
   }
 
   /// Layer i's input in the latest forward pass.
@@ -379,6 +479,8 @@ class Sequential final : public Model<T> {
   Tensor<T> batch_x_;
   std::vector<int> batch_labels_;
   std::vector<Parameter<T>*> trainable_;
+  DataParallel<T>* data_parallel_ = nullptr;
+  std::vector<Random> shared_engines_;  // see take_rank_engines
 };
 
 }  // namespace stratum

@@ -1,0 +1,130 @@
+// The gradients of a replica averaged over the ranks, bucket by bucket, while backward goes on
+// (PyTorch's DistributedDataParallel and Horovod do the same).
+//
+// For each training step, with share_r = (samples of rank r's part) / (samples of the batch):
+//
+//   begin(share)     this rank's share_r
+//   ready(i)         layers i.. have finished backward: every bucket whose layers are all
+//                    among them is copied into its own buffer, scaled by share_r, and its
+//                    MPI_Iallreduce (sum) starts; the buckets already in flight are given a
+//                    chance to progress (MPI_Testall: Open MPI moves a non-blocking collective
+//                    on only inside MPI calls, having no progress thread by default)
+//   finish()         waits for every bucket and copies  sum_r share_r * grad_r  back into the
+//                    gradients: the gradient of the mean loss over the whole global batch
+//
+// Which gradient goes to which bucket: bucket_plan.hpp.
+#pragma once
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../layers/layer.hpp"
+#include "bucket_plan.hpp"
+#include "communicator.hpp"
+
+namespace stratum {
+
+template <typename T>
+class GradientBuckets {
+ public:
+  /// Buckets of `bucket_bytes` (at least one element) over `trainable_by_layer[i]`, layer i's
+  /// trainable parameters.
+  GradientBuckets(const Communicator& comm,
+                  const std::vector<std::vector<Parameter<T>*>>& trainable_by_layer,
+                  std::size_t bucket_bytes)
+      : comm_(comm) {
+    std::vector<std::vector<Index>> sizes(trainable_by_layer.size());
+    for (std::size_t i = 0; i < trainable_by_layer.size(); ++i)
+      for (auto* p : trainable_by_layer[i]) sizes[i].push_back(p->grad.size());
+    const auto capacity = static_cast<Index>(std::max<std::size_t>(bucket_bytes / sizeof(T), 1));
+    plan_ = plan_buckets(sizes, capacity);
+    for (std::size_t i = trainable_by_layer.size(); i-- > 0;)  // the plan's order: backward
+      for (auto* p : trainable_by_layer[i]) parameters_.push_back(p);
+    buffers_.resize(plan_.buckets.size());
+    for (std::size_t b = 0; b < buffers_.size(); ++b)
+      buffers_[b].resize(static_cast<std::size_t>(plan_.buckets[b].elements));
+    requests_.assign(plan_.buckets.size(), MPI_REQUEST_NULL);
+    started_at_.assign(plan_.buckets.size(), none);
+    starts_.assign(plan_.buckets.size(), 0);
+  }
+  GradientBuckets(const GradientBuckets&) = delete;
+  GradientBuckets& operator=(const GradientBuckets&) = delete;
+  ~GradientBuckets() {
+    // A step left unfinished (an exception in backward) still owns MPI requests.
+    for (auto& r : requests_)
+      if (r != MPI_REQUEST_NULL) MPI_Wait(&r, MPI_STATUS_IGNORE);
+  }
+
+  [[nodiscard]] const BucketPlan& plan() const { return plan_; }
+  /// For each bucket, the layer whose ready() started it in the latest step (or `none`), and
+  /// how many times it was started in that step.
+  [[nodiscard]] const std::vector<std::size_t>& started_at() const { return started_at_; }
+  [[nodiscard]] const std::vector<int>& starts() const { return starts_; }
+  static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+  void begin(double share) {
+    share_ = static_cast<T>(share);
+    next_ = 0;
+    std::fill(started_at_.begin(), started_at_.end(), none);
+    std::fill(starts_.begin(), starts_.end(), 0);
+  }
+
+  void ready(std::size_t first_finished_layer) {
+    while (next_ < plan_.buckets.size() && plan_.buckets[next_].first_layer >= first_finished_layer)
+      start(next_++, first_finished_layer);
+    if (next_ > 0) {
+      int all_done = 0;
+      MpiSession::check(
+          MPI_Testall(static_cast<int>(next_), requests_.data(), &all_done, MPI_STATUSES_IGNORE),
+          "MPI_Testall");
+    }
+  }
+
+  void finish() {
+    if (next_ < plan_.buckets.size())
+      throw Error("GradientBuckets: a step ended before layer 0 finished backward");
+    MpiSession::check(
+        MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
+        "MPI_Waitall");
+    for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
+      const T* source = buffers_[b].data();
+      for (const BucketPiece& piece : plan_.buckets[b].pieces) {
+        T* grad = parameters_[piece.parameter]->grad.data();
+        std::copy_n(source, piece.end - piece.begin, grad + piece.begin);
+        source += piece.end - piece.begin;
+      }
+    }
+  }
+
+ private:
+  /// Bucket b's gradients, times this rank's share, into its buffer; its all-reduce starts.
+  /// A rank with no samples in the batch (share 0) sends zeros: its gradients are stale.
+  void start(std::size_t b, std::size_t layer) {
+    T* target = buffers_[b].data();
+    for (const BucketPiece& piece : plan_.buckets[b].pieces) {
+      const T* grad = parameters_[piece.parameter]->grad.data();
+      for (Index k = piece.begin; k < piece.end; ++k)
+        *target++ = share_ == T(0) ? T(0) : share_ * grad[k];
+    }
+    MpiSession::check(
+        MPI_Iallreduce(MPI_IN_PLACE, buffers_[b].data(), static_cast<int>(buffers_[b].size()),
+                       mpi_type<T>(), MPI_SUM, comm_.comm(), &requests_[b]),
+        "MPI_Iallreduce");
+    started_at_[b] = layer;
+    ++starts_[b];
+  }
+
+  const Communicator& comm_;
+  BucketPlan plan_;
+  std::vector<Parameter<T>*> parameters_;  // in the plan's order
+  std::vector<std::vector<T>> buffers_;
+  std::vector<MPI_Request> requests_;
+  std::vector<std::size_t> started_at_;
+  std::vector<int> starts_;
+  T share_ = T(1);
+  std::size_t next_ = 0;  // buckets started so far this step
+};
+
+}  // namespace stratum
