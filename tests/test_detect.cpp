@@ -205,6 +205,12 @@ void save_spot_detector(const fs::path& path) {
   save_graph_model(*model, path, detector_metadata(mask_classes, "one-stage"));
 }
 
+/// The one-stage spot detector, saved in `dir` and loaded as `detect` loads it.
+mask_detection::Detector load_spot_detector(const testing::TempDir& dir) {
+  save_spot_detector(dir.path() / "spot.stmodel");
+  return mask_detection::Detector::load(dir.path() / "spot.stmodel", "unused");
+}
+
 /// A black W x H photo with a bright Gaussian spot (sigma 12 pixels) centred at (cx, cy).
 Image spot_photo(int width, int height, double cx, double cy) {
   Image photo{width, height,
@@ -377,8 +383,7 @@ TEST_CASE(
 TEST_CASE("Detector: a known peak gives its box in the photo's pixels, letterbox undone") {
   using namespace detect_test;
   testing::TempDir dir;
-  save_spot_detector(dir.path() / "spot.stmodel");
-  auto detector = mask_detection::Detector::load(dir.path() / "spot.stmodel", "unused");
+  auto detector = load_spot_detector(dir);
   CHECK(detector.class_names() ==
         std::vector<std::string>{"with_mask", "without_mask", "mask_weared_incorrect"});
   CHECK(detector.design() == mask_detection::DetectorDesign::one_stage);
@@ -404,8 +409,7 @@ TEST_CASE("Detector: a known peak gives its box in the photo's pixels, letterbox
 TEST_CASE("Detector: the threshold keeps exactly the detections scoring at least it") {
   using namespace detect_test;
   testing::TempDir dir;
-  save_spot_detector(dir.path() / "spot.stmodel");
-  auto detector = mask_detection::Detector::load(dir.path() / "spot.stmodel", "unused");
+  auto detector = load_spot_detector(dir);
   const Image photo = spot_case_photo(spot_cases[0]);
   mask_detection::DetectorOptions options;
   const float score = detector.detect(photo, options).at(0).score;
@@ -430,8 +434,7 @@ TEST_CASE("Detector: the threshold keeps exactly the detections scoring at least
 TEST_CASE("Detector: several input sizes merge what each finds, by non-maximum suppression") {
   using namespace detect_test;
   testing::TempDir dir;
-  save_spot_detector(dir.path() / "spot.stmodel");
-  auto detector = mask_detection::Detector::load(dir.path() / "spot.stmodel", "unused");
+  auto detector = load_spot_detector(dir);
   const Image photo = spot_case_photo(spot_cases[0]);
   mask_detection::DetectorOptions options;
   options.score_threshold = 0.01f;  // many boxes, so that the merge has work to do

@@ -35,10 +35,9 @@ std::string quoted(const fs::path& p) {
   return "'" + p.string() + "'";
 }
 
-/// Starts mask_detector with `args` (one per element, not shell-quoted), reads its output until
-/// it contains `marker`, then kills it with SIGKILL, as a power cut or the OOM killer would.
-/// Returns what it printed; fails the test if it ended before printing the marker.
-std::string kill_when_printed(const std::vector<std::string>& args, const std::string& marker) {
+/// Starts `command` (its program looked up in PATH unless it is a path) with its standard
+/// output and error into a pipe; returns its pid and the pipe's reading end.
+std::pair<pid_t, int> spawn_with_output(std::vector<std::string> command) {
   int pipe_fds[2];
   REQUIRE(::pipe(pipe_fds) == 0);
   posix_spawn_file_actions_t actions;
@@ -46,19 +45,27 @@ std::string kill_when_printed(const std::vector<std::string>& args, const std::s
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
   posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  std::vector<std::string> storage{STRATUM_MASK_DETECTOR};
-  storage.insert(storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
-  for (auto& a : storage) argv.push_back(a.data());
+  for (auto& a : command) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
+  REQUIRE(posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_fds[1]);
+  return {pid, pipe_fds[0]};
+}
+
+/// Starts mask_detector with `args` (one per element, not shell-quoted), reads its output until
+/// it contains `marker`, then kills it with SIGKILL, as a power cut or the OOM killer would.
+/// Returns what it printed; fails the test if it ended before printing the marker.
+std::string kill_when_printed(const std::vector<std::string>& args, const std::string& marker) {
+  std::vector<std::string> command{STRATUM_MASK_DETECTOR};
+  command.insert(command.end(), args.begin(), args.end());
+  const auto [pid, output_fd] = spawn_with_output(std::move(command));
   std::string output;
   char buffer[4096];
   while (output.find(marker) == std::string::npos) {
-    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    const ssize_t n = ::read(output_fd, buffer, sizeof buffer);
     if (n <= 0) break;
     output.append(buffer, static_cast<std::size_t>(n));
   }
@@ -66,7 +73,7 @@ std::string kill_when_printed(const std::vector<std::string>& args, const std::s
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  ::close(pipe_fds[0]);
+  ::close(output_fd);
   INFO(output);
   REQUIRE(seen);
   REQUIRE(WIFSIGNALED(status));
@@ -101,22 +108,9 @@ pid_t rank_process(pid_t launcher, int rank) {
 /// Starts `argv` (an mpirun command line), reads its output until it contains `marker`, then
 /// kills rank `rank` with SIGKILL and reads on until the job ends. Returns the job's exit code
 /// (-1 if it ended by a signal) and everything it printed.
-std::pair<int, std::string> kill_rank_when_printed(std::vector<std::string> argv_storage,
+std::pair<int, std::string> kill_rank_when_printed(std::vector<std::string> command,
                                                    const std::string& marker, int rank) {
-  int pipe_fds[2];
-  REQUIRE(::pipe(pipe_fds) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  REQUIRE(posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
+  const auto [pid, output_fd] = spawn_with_output(std::move(command));
   std::string output;
   char buffer[4096];
   bool killed = false;
@@ -128,13 +122,13 @@ std::pair<int, std::string> kill_rank_when_printed(std::vector<std::string> argv
       ::kill(victim, SIGKILL);
       killed = true;
     }
-    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    const ssize_t n = ::read(output_fd, buffer, sizeof buffer);
     if (n <= 0) break;
     output.append(buffer, static_cast<std::size_t>(n));
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
-  ::close(pipe_fds[0]);
+  ::close(output_fd);
   INFO(output);
   REQUIRE(killed);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
