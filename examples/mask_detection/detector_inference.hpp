@@ -102,7 +102,8 @@ class Detector {
       default_options_.score_threshold = static_cast<float>(fraction(meta, "score_threshold"));
     if (meta.count("crop_margin")) crop_margin_ = static_cast<float>(fraction(meta, "crop_margin"));
     check_network(*loaded.model);
-    scales_[input_size_].network = std::move(loaded.model);
+    scales_[input_size_] = {std::move(loaded.model),
+                            stratum::Tensor<float>({1, input_size_, input_size_, 3})};
     if (design_ == DetectorDesign::face_then_classifier) load_classifier(classifier);
   }
 
@@ -173,22 +174,20 @@ class Detector {
 
   /// The network for letterbox side `size`, built from the model's the first time it is asked.
   Scale& scale_at(int size) {
-    Scale& scale = scales_[size];
-    if (!scale.network) {
-      if (size < encoding_.stride || size % encoding_.stride != 0)
-        throw stratum::Error("input size " + std::to_string(size) + " is not a multiple of " +
-                             name_ + "'s stride " + std::to_string(encoding_.stride));
-      try {
-        scale.network =
-            stratum::with_input_shapes(*scales_.at(input_size_).network, {{size, size, 3}});
-      } catch (const stratum::Error& e) {
-        scales_.erase(size);
-        throw stratum::Error("'" + name_ + "' cannot run at input size " + std::to_string(size) +
-                             ": " + e.what());
-      }
+    if (const auto found = scales_.find(size); found != scales_.end()) return found->second;
+    if (size < encoding_.stride || size % encoding_.stride != 0)
+      throw stratum::Error("input size " + std::to_string(size) + " is not a multiple of " + name_ +
+                           "'s stride " + std::to_string(encoding_.stride));
+    Scale scale;
+    try {
+      scale.network =
+          stratum::with_input_shapes(*scales_.at(input_size_).network, {{size, size, 3}});
+    } catch (const stratum::Error& e) {
+      throw stratum::Error("'" + name_ + "' cannot run at input size " + std::to_string(size) +
+                           ": " + e.what());
     }
-    if (scale.input.size() == 0) scale.input = stratum::Tensor<float>({1, size, size, 3});
-    return scale;
+    scale.input = stratum::Tensor<float>({1, size, size, 3});
+    return scales_.emplace(size, std::move(scale)).first->second;
   }
 
   [[noreturn]] void fail(const std::string& what) const {
