@@ -11,6 +11,7 @@
 //   compute       a step of the rank's own part of the batch, trained alone: no communication
 //   overlap       a distributed step, gradients in buckets of 2 MB started during backward
 //   no overlap    a distributed step, one bucket started when backward has ended
+//   bf16          a distributed step as "overlap", the gradients sent as bfloat16 (half the bytes)
 // Started by hand, only the one-process step is timed. Every figure is the median of --steps
 // steps after 2 warm-up steps; the data are random images (what they show does not change the
 // time).
@@ -144,6 +145,9 @@ int main(int argc, char** argv) {
   const double overlap = time_steps(arch, batch, steps, &buckets);
   MpiDataParallel<float> one_bucket(world, std::size_t{1} << 40);
   const double no_overlap = time_steps(arch, batch, steps, &one_bucket);
+  MpiDataParallel<float> bf16_buckets(world, MpiDataParallel<float>::default_bucket_bytes,
+                                      GradientCompression::bf16);
+  const double bf16 = time_steps(arch, batch, steps, &bf16_buckets);
   if (world.rank() == 0)
     std::printf(
         "%s: %lld trainable parameters (%.2f MB of float gradients), global batch %lld, "
@@ -151,8 +155,9 @@ int main(int argc, char** argv) {
         "  MPI_Allreduce of the gradients alone:           %7.1f ms\n"
         "  step, compute only (rank 0's part, no comm.):   %7.1f ms\n"
         "  step, buckets of 2 MB during backward (overlap): %7.1f ms\n"
-        "  step, one bucket after backward (no overlap):   %7.1f ms\n",
+        "  step, one bucket after backward (no overlap):   %7.1f ms\n"
+        "  step, as overlap with bfloat16 gradients:       %7.1f ms\n",
         arch.c_str(), static_cast<long long>(parameters), megabytes, static_cast<long long>(batch),
-        world.size(), num_threads(), allreduce, compute, overlap, no_overlap);
+        world.size(), num_threads(), allreduce, compute, overlap, no_overlap, bf16);
   return 0;
 }

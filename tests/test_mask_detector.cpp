@@ -404,6 +404,13 @@ TEST_CASE("missing data, bad folders and bad options: clear messages and exit co
   check_fails("train --epochs many", 2, "--epochs takes a whole number");
   check_fails("train --arch compact --no-augment --corrupt 0.2", 2, "--corrupt needs augmentation");
   check_fails("train --arch compact --corrupt 1.5", 2, "--corrupt takes a number from 0 to 1");
+#ifdef STRATUM_MPIEXEC  // built with MPI
+  check_fails("train --gradient-compression bf16", 2,
+              "--gradient-compression applies to training under mpirun");
+  check_fails("train --gradient-compression fp8", 1, "unknown gradient compression 'fp8'");
+#else
+  check_fails("train --gradient-compression bf16", 2, "--gradient-compression needs a build with MPI");
+#endif
   CHECK(run("frobnicate").exit_code == 2);
   for (const char* command : {"train", "evaluate", "predict"}) {
     const Run help = run(std::string(command) + " --help");

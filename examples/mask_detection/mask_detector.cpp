@@ -364,6 +364,9 @@ int train(const std::vector<std::string>& raw) {
            "seed of the split, the initial weights, shuffling, dropout and augmentation (default: "
            "42)"},
           {"model", "FILE", "where to save the trained model (default: mask_detector.stmodel)"},
+          {"gradient-compression", "NAME",
+           "under mpirun: gradients summed over the ranks as they are (none) or as bfloat16, half "
+           "the bytes (bf16) (default: none)"},
       })));
   if (help_or_no_positionals(
           args,
@@ -404,6 +407,15 @@ int train(const std::vector<std::string>& raw) {
   if (world && !args.has("threads")) set_num_threads(cores_per_rank());
 #else
   const int rank = 0;
+#endif
+  const std::string compression_name = args.get("gradient-compression", "none");
+#if STRATUM_WITH_MPI
+  const GradientCompression compression = parse_gradient_compression(compression_name);
+  if (compression != GradientCompression::none && !world)
+    throw UsageError("--gradient-compression applies to training under mpirun");
+#else
+  if (compression_name != "none")
+    throw UsageError("--gradient-compression needs a build with MPI, run under mpirun");
 #endif
   if (rank != 0) std::cout.setstate(std::ios::failbit);
   apply_threads(args);
@@ -457,6 +469,7 @@ int train(const std::vector<std::string>& raw) {
            << " schedule=" << schedule << " weight_decay=" << weight_decay << " augment=" << augment
            << " corrupt=" << corruption << " early_stopping=" << early_stopping << " seed=" << seed
            << " data=" << data_fingerprint;
+  if (compression_name != "none") settings << " gradient_compression=" << compression_name;
   Metadata run_metadata{{"run_settings", settings.str()},
                         {"threads", std::to_string(num_threads())}};
 #if STRATUM_WITH_MPI
@@ -470,7 +483,9 @@ int train(const std::vector<std::string>& raw) {
   TrainingCheckpoint<float> checkpoint(checkpoint_path, progress, {state.begin(), state.end()});
 #if STRATUM_WITH_MPI
   std::optional<MpiDataParallel<float>> replicas;
-  if (world) model->distribute(&replicas.emplace(*world));
+  if (world)
+    model->distribute(
+        &replicas.emplace(*world, MpiDataParallel<float>::default_bucket_bytes, compression));
 #endif
 
   FitOptions<float> options;

@@ -13,18 +13,35 @@
 //                    gradients: the gradient of the mean loss over the whole global batch
 //
 // Which gradient goes to which bucket: bucket_plan.hpp.
+//
+// With GradientCompression::bf16 each bucket travels as bfloat16 (bfloat16.hpp): half the bytes
+// of float, each partial sum added in float and rounded to bfloat16 between ranks, the result
+// widened back to T. For networks whose step is bound by the all-reduce (docs/distributed.md's
+// cost model); the gradients then carry about 3 significant digits.
 #pragma once
 
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "../layers/layer.hpp"
+#include "bfloat16.hpp"
 #include "bucket_plan.hpp"
 #include "communicator.hpp"
 
 namespace stratum {
+
+/// How gradients travel in the all-reduce: as they are (T), or as bfloat16 summed in float.
+enum class GradientCompression { none, bf16 };
+
+inline GradientCompression parse_gradient_compression(const std::string& name) {
+  if (name == "none") return GradientCompression::none;
+  if (name == "bf16") return GradientCompression::bf16;
+  throw Error("unknown gradient compression '" + name + "' (none or bf16)");
+}
 
 template <typename T>
 class GradientBuckets {
@@ -33,8 +50,9 @@ class GradientBuckets {
   /// trainable parameters.
   GradientBuckets(const Communicator& comm,
                   const std::vector<std::vector<Parameter<T>*>>& trainable_by_layer,
-                  std::size_t bucket_bytes)
-      : comm_(comm) {
+                  std::size_t bucket_bytes,
+                  GradientCompression compression = GradientCompression::none)
+      : comm_(comm), compression_(compression) {
     std::vector<std::vector<Index>> sizes(trainable_by_layer.size());
     for (std::size_t i = 0; i < trainable_by_layer.size(); ++i)
       for (auto* p : trainable_by_layer[i]) sizes[i].push_back(p->grad.size());
@@ -45,6 +63,11 @@ class GradientBuckets {
     buffers_.resize(plan_.buckets.size());
     for (std::size_t b = 0; b < buffers_.size(); ++b)
       buffers_[b].resize(static_cast<std::size_t>(plan_.buckets[b].elements));
+    if (compression_ == GradientCompression::bf16) {
+      compressed_.resize(buffers_.size());
+      for (std::size_t b = 0; b < buffers_.size(); ++b) compressed_[b].resize(buffers_[b].size());
+      MpiSession::check(MPI_Op_create(&sum_bfloat16, 1, &sum_bf16_), "MPI_Op_create");
+    }
     requests_.assign(plan_.buckets.size(), MPI_REQUEST_NULL);
     started_at_.assign(plan_.buckets.size(), none);
     starts_.assign(plan_.buckets.size(), 0);
@@ -55,6 +78,7 @@ class GradientBuckets {
     // A step left unfinished (an exception in backward) still owns MPI requests.
     for (auto& r : requests_)
       if (r != MPI_REQUEST_NULL) MPI_Wait(&r, MPI_STATUS_IGNORE);
+    if (sum_bf16_ != MPI_OP_NULL) MPI_Op_free(&sum_bf16_);
   }
 
   [[nodiscard]] const BucketPlan& plan() const { return plan_; }
@@ -89,6 +113,9 @@ class GradientBuckets {
         MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
         "MPI_Waitall");
     for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
+      if (compression_ == GradientCompression::bf16)
+        std::transform(compressed_[b].begin(), compressed_[b].end(), buffers_[b].begin(),
+                       [](std::uint16_t g) { return static_cast<T>(from_bfloat16(g)); });
       const T* source = buffers_[b].data();
       for (const BucketPiece& piece : plan_.buckets[b].pieces) {
         T* grad = parameters_[piece.parameter]->grad.data();
@@ -108,18 +135,29 @@ class GradientBuckets {
       for (Index k = piece.begin; k < piece.end; ++k)
         *target++ = share_ == T(0) ? T(0) : share_ * grad[k];
     }
-    MpiSession::check(
-        MPI_Iallreduce(MPI_IN_PLACE, buffers_[b].data(), static_cast<int>(buffers_[b].size()),
-                       mpi_type<T>(), MPI_SUM, comm_.comm(), &requests_[b]),
-        "MPI_Iallreduce");
+    const int count = static_cast<int>(buffers_[b].size());
+    if (compression_ == GradientCompression::bf16) {
+      std::transform(buffers_[b].begin(), buffers_[b].end(), compressed_[b].begin(),
+                     [](T g) { return to_bfloat16(static_cast<float>(g)); });
+      MpiSession::check(MPI_Iallreduce(MPI_IN_PLACE, compressed_[b].data(), count, MPI_UINT16_T,
+                                       sum_bf16_, comm_.comm(), &requests_[b]),
+                        "MPI_Iallreduce");
+    } else {
+      MpiSession::check(MPI_Iallreduce(MPI_IN_PLACE, buffers_[b].data(), count, mpi_type<T>(),
+                                       MPI_SUM, comm_.comm(), &requests_[b]),
+                        "MPI_Iallreduce");
+    }
     started_at_[b] = layer;
     ++starts_[b];
   }
 
   const Communicator& comm_;
+  GradientCompression compression_;
+  MPI_Op sum_bf16_ = MPI_OP_NULL;  // with bf16: sum_bfloat16 as an MPI operation
   BucketPlan plan_;
   std::vector<Parameter<T>*> parameters_;  // in the plan's order
   std::vector<std::vector<T>> buffers_;
+  std::vector<std::vector<std::uint16_t>> compressed_;  // with bf16: what the all-reduce sends
   std::vector<MPI_Request> requests_;
   std::vector<std::size_t> started_at_;
   std::vector<int> starts_;

@@ -33,9 +33,12 @@ class MpiDataParallel final : public DataParallel<T> {
   /// large enough that the per-message latency (tens of microseconds) stays small beside it.
   static constexpr std::size_t default_bucket_bytes = std::size_t{2} << 20;
 
+  /// `compression`: GradientCompression::bf16 sends the gradients as bfloat16, half the bytes
+  /// (gradient_buckets.hpp).
   explicit MpiDataParallel(const Communicator& comm,
-                           std::size_t bucket_bytes = default_bucket_bytes)
-      : comm_(comm), bucket_bytes_(bucket_bytes) {}
+                           std::size_t bucket_bytes = default_bucket_bytes,
+                           GradientCompression compression = GradientCompression::none)
+      : comm_(comm), bucket_bytes_(bucket_bytes), compression_(compression) {}
 
   [[nodiscard]] int rank() const override { return comm_.rank(); }
   [[nodiscard]] int ranks() const override { return comm_.size(); }
@@ -53,7 +56,8 @@ class MpiDataParallel final : public DataParallel<T> {
       }
     }
     statistics_.resize(static_cast<std::size_t>(non_trainable_elements));
-    buckets_ = std::make_unique<GradientBuckets<T>>(comm_, trainable_by_layer, bucket_bytes_);
+    buckets_ = std::make_unique<GradientBuckets<T>>(comm_, trainable_by_layer, bucket_bytes_,
+                                                    compression_);
   }
 
   void begin_gradients(double share) override { checked().begin(share); }
@@ -84,6 +88,7 @@ class MpiDataParallel final : public DataParallel<T> {
 
   const Communicator& comm_;
   std::size_t bucket_bytes_;
+  GradientCompression compression_;
   std::unique_ptr<GradientBuckets<T>> buckets_;
   std::vector<Parameter<T>*> non_trainable_;
   std::vector<T> statistics_;
