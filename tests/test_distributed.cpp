@@ -124,6 +124,32 @@ std::pair<double, double> distributed_against_alone(
   return {worst_history_difference(h_alone, h_replica), worst_weight_difference(*alone, *replica)};
 }
 
+/// Each layer's parameters, as GradientBuckets takes them, and how many gradient elements
+/// they hold in all.
+template <typename T>
+std::pair<std::vector<std::vector<Parameter<T>*>>, Index> parameters_by_layer(
+    Sequential<T>& model) {
+  std::vector<std::vector<Parameter<T>*>> by_layer;
+  Index total = 0;
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    by_layer.emplace_back();
+    for (auto* p : model.layer(i).parameters()) {
+      by_layer.back().push_back(p);
+      total += p->grad.size();
+    }
+  }
+  return {by_layer, total};
+}
+
+/// Rank r's gradient element i of parameter k becomes (r + 1) (i + 1) + k.
+template <typename T>
+void set_test_gradients(Sequential<T>& model, int rank) {
+  const auto parameters = model.parameters();
+  for (std::size_t k = 0; k < parameters.size(); ++k)
+    for (Index i = 0; i < parameters[k]->grad.size(); ++i)
+      parameters[k]->grad[i] = static_cast<T>((rank + 1) * double(i + 1) + double(k));
+}
+
 }  // namespace
 
 TEST_CASE("plan_buckets puts every gradient element in exactly one bucket, in backward order") {
@@ -203,14 +229,8 @@ TEST_CASE("gather_part gives a batch's samples the augmentation they have in the
 TEST_CASE("gradient buckets average every gradient once, each started when its layers are done") {
   const int rank = world().rank(), ranks = world().size();
   auto model = distributed_test_network<double>();
-  std::vector<std::vector<Parameter<double>*>> by_layer;
-  for (std::size_t i = 0; i < model->size(); ++i) {
-    by_layer.emplace_back();
-    for (auto* p : model->layer(i).parameters()) by_layer.back().push_back(p);
-  }
-  Index total = 0;
-  for (auto* p : model->parameters()) total += p->grad.size();
-  // Rank r's gradient element i of parameter k is (r + 1) (i + 1) + k; its share (r + 1) / S.
+  const auto [by_layer, total] = parameters_by_layer(*model);
+  // Rank r's gradients are set_test_gradients'; its share (r + 1) / S.
   const double shares_sum = ranks * (ranks + 1) / 2.0;
   const double share = (rank + 1) / shares_sum;
   // Buckets of 1 element, smaller than one layer, and larger than the whole model.
@@ -220,9 +240,7 @@ TEST_CASE("gradient buckets average every gradient once, each started when its l
     GradientBuckets<double> buckets(world(), by_layer, bytes);
     for (int step = 0; step < 2; ++step) {
       const auto parameters = model->parameters();
-      for (std::size_t k = 0; k < parameters.size(); ++k)
-        for (Index i = 0; i < parameters[k]->grad.size(); ++i)
-          parameters[k]->grad[i] = (rank + 1) * double(i + 1) + double(k);
+      set_test_gradients(*model, rank);
       buckets.begin(share);
       for (std::size_t i = model->size(); i-- > 0;) buckets.ready(i);
       buckets.ready(0);  // again: starts nothing more
@@ -307,24 +325,16 @@ TEST_CASE("bfloat16: the upper half of a float, rounded to nearest with ties to 
 TEST_CASE("bfloat16 gradient buckets: every gradient summed once, to bfloat16's precision") {
   const int rank = world().rank(), ranks = world().size();
   auto model = distributed_test_network<float>();
-  std::vector<std::vector<Parameter<float>*>> by_layer;
-  for (std::size_t i = 0; i < model->size(); ++i) {
-    by_layer.emplace_back();
-    for (auto* p : model->layer(i).parameters()) by_layer.back().push_back(p);
-  }
-  Index total = 0;
-  for (auto* p : model->parameters()) total += p->grad.size();
+  const auto [by_layer, total] = parameters_by_layer(*model);
   const double shares_sum = ranks * (ranks + 1) / 2.0;
   double squares = 0;
   for (int r = 0; r < ranks; ++r) squares += double(r + 1) * (r + 1);
-  for (const std::size_t bytes : {sizeof(float), 24 * sizeof(float),
-                                  static_cast<std::size_t>(total) * sizeof(float) * 2}) {
+  for (const std::size_t bytes :
+       {sizeof(float), 24 * sizeof(float), static_cast<std::size_t>(total) * sizeof(float) * 2}) {
     CAPTURE(bytes);
     GradientBuckets<float> buckets(world(), by_layer, bytes, GradientCompression::bf16);
     const auto parameters = model->parameters();
-    for (std::size_t k = 0; k < parameters.size(); ++k)
-      for (Index i = 0; i < parameters[k]->grad.size(); ++i)
-        parameters[k]->grad[i] = float((rank + 1) * double(i + 1) + double(k));
+    set_test_gradients(*model, rank);
     buckets.begin((rank + 1) / shares_sum);
     for (std::size_t i = model->size(); i-- > 0;) buckets.ready(i);
     buckets.finish();

@@ -409,7 +409,8 @@ TEST_CASE("missing data, bad folders and bad options: clear messages and exit co
               "--gradient-compression applies to training under mpirun");
   check_fails("train --gradient-compression fp8", 1, "unknown gradient compression 'fp8'");
 #else
-  check_fails("train --gradient-compression bf16", 2, "--gradient-compression needs a build with MPI");
+  check_fails("train --gradient-compression bf16", 2,
+              "--gradient-compression needs a build with MPI");
 #endif
   CHECK(run("frobnicate").exit_code == 2);
   for (const char* command : {"train", "evaluate", "predict"}) {
