@@ -70,17 +70,11 @@ class Arguments {
     for (;;) {
       const std::size_t comma = text.find(',', start);
       const std::string item = text.substr(start, comma - start);
-      std::size_t used = 0;
-      long value = 0;
-      try {
-        value = std::stol(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (item.empty() || used != item.size() || value < low || value > high)
+      const std::optional<long> value = parse_number<long>(item, low, high);
+      if (!value)
         throw UsageError("--" + name + " takes whole numbers from " + std::to_string(low) + " to " +
                          std::to_string(high) + " separated by commas, not '" + text + "'");
-      values.push_back(value);
+      values.push_back(*value);
       if (comma == std::string::npos) return values;
       start = comma + 1;
     }
@@ -103,6 +97,19 @@ class Arguments {
   N get_number(const std::string& name, N fallback, N low, N high, const char* kind) const {
     if (!has(name)) return fallback;
     const std::string text = get(name, "");
+    const std::optional<N> value = parse_number<N>(text, low, high);
+    if (!value) {
+      std::ostringstream message;
+      message << "--" << name << " takes " << kind << " from " << low << " to " << high << ", not '"
+              << text << "'";
+      throw UsageError(message.str());
+    }
+    return *value;
+  }
+
+  /// `text` as a number in [low, high], the whole text and nothing after it; else nothing.
+  template <typename N>
+  static std::optional<N> parse_number(const std::string& text, N low, N high) {
     std::size_t used = 0;
     N value{};
     try {
@@ -111,14 +118,10 @@ class Arguments {
       else
         value = std::stod(text, &used);
     } catch (const std::exception&) {
-      used = 0;
+      return std::nullopt;
     }
-    if (used != text.size() || text.empty() || !(value >= low && value <= high)) {
-      std::ostringstream message;
-      message << "--" << name << " takes " << kind << " from " << low << " to " << high << ", not '"
-              << text << "'";
-      throw UsageError(message.str());
-    }
+    if (text.empty() || used != text.size() || !(value >= low && value <= high))
+      return std::nullopt;
     return value;
   }
 

@@ -413,9 +413,10 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
   Detector detector(std::move(loaded), model_path.string(),
                     args.get("classifier", default_classifier));
   const auto begin = std::chrono::steady_clock::now();
-  const DetectorScores scores = score_test_scenes(
-      detector, data.scenes, part_name == "test" ? data.split.test : data.split.validation,
-      threshold, input_sizes, log);
+  const std::vector<stratum::Index>& part =
+      part_name == "test" ? data.split.test : data.split.validation;
+  const DetectorScores scores =
+      score_test_scenes(detector, data.scenes, part, threshold, input_sizes, log);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   if (json) {
@@ -427,10 +428,8 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
       for (std::size_t k = 0; k < input_sizes.size(); ++k)
         sizes_used += (k ? "," : "") + std::to_string(input_sizes[k]);
     }
-    const std::size_t scored =
-        (part_name == "test" ? data.split.test : data.split.validation).size();
     std::cout << "\n"
-              << (part_name == "test" ? "Test" : "Validation") << " part: " << scored
+              << (part_name == "test" ? "Test" : "Validation") << " part: " << part.size()
               << " scenes, model " << model_path.string() << " (" << info.design << ", input "
               << sizes_used << ", " << format_duration(seconds) << " to detect and score)\n\n"
               << scores_to_text(scores);

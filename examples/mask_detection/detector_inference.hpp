@@ -110,14 +110,12 @@ class Detector {
   /// The faces in `photo`, in its pixels, by descending score; class_id indexes class_names().
   std::vector<stratum::Detection> detect(const stratum::Image& photo,
                                          const DetectorOptions& options) {
+    const std::vector<int> sizes =
+        options.input_sizes.empty() ? std::vector<int>{input_size_} : options.input_sizes;
     std::vector<stratum::Detection> found;
-    if (options.input_sizes.empty()) {
-      found = detect_at(input_size_, photo, options);
-    } else {
-      for (int size : options.input_sizes) {
-        const std::vector<stratum::Detection> at_size = detect_at(size, photo, options);
-        found.insert(found.end(), at_size.begin(), at_size.end());
-      }
+    for (int size : sizes) {
+      const std::vector<stratum::Detection> at_size = detect_at(size, photo, options);
+      found.insert(found.end(), at_size.begin(), at_size.end());
     }
     found = stratum::non_maximum_suppression(found, options.iou_threshold, /*across_classes=*/true);
     if (found.size() > static_cast<std::size_t>(options.top_k))

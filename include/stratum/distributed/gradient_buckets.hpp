@@ -60,14 +60,16 @@ class GradientBuckets {
     plan_ = plan_buckets(sizes, capacity);
     for (std::size_t i = trainable_by_layer.size(); i-- > 0;)  // the plan's order: backward
       for (auto* p : trainable_by_layer[i]) parameters_.push_back(p);
-    buffers_.resize(plan_.buckets.size());
-    for (std::size_t b = 0; b < buffers_.size(); ++b)
-      buffers_[b].resize(static_cast<std::size_t>(plan_.buckets[b].elements));
-    if (compression_ == GradientCompression::bf16) {
-      compressed_.resize(buffers_.size());
-      for (std::size_t b = 0; b < buffers_.size(); ++b) compressed_[b].resize(buffers_[b].size());
-      MpiSession::check(MPI_Op_create(&sum_bfloat16, 1, &sum_bf16_), "MPI_Op_create");
+    // Each bucket's buffer, in what travels: T, or bfloat16.
+    for (const Bucket& bucket : plan_.buckets) {
+      const auto elements = static_cast<std::size_t>(bucket.elements);
+      if (compression_ == GradientCompression::bf16)
+        compressed_.emplace_back(elements);
+      else
+        buffers_.emplace_back(elements);
     }
+    if (compression_ == GradientCompression::bf16)
+      MpiSession::check(MPI_Op_create(&sum_bfloat16, 1, &sum_bf16_), "MPI_Op_create");
     requests_.assign(plan_.buckets.size(), MPI_REQUEST_NULL);
     started_at_.assign(plan_.buckets.size(), none);
     starts_.assign(plan_.buckets.size(), 0);
@@ -114,14 +116,9 @@ class GradientBuckets {
         "MPI_Waitall");
     for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
       if (compression_ == GradientCompression::bf16)
-        std::transform(compressed_[b].begin(), compressed_[b].end(), buffers_[b].begin(),
-                       [](std::uint16_t g) { return static_cast<T>(from_bfloat16(g)); });
-      const T* source = buffers_[b].data();
-      for (const BucketPiece& piece : plan_.buckets[b].pieces) {
-        T* grad = parameters_[piece.parameter]->grad.data();
-        std::copy_n(source, piece.end - piece.begin, grad + piece.begin);
-        source += piece.end - piece.begin;
-      }
+        unpack(b, compressed_[b].data(), [](std::uint16_t g) { return T(from_bfloat16(g)); });
+      else
+        unpack(b, buffers_[b].data(), [](T g) { return g; });
     }
   }
 
@@ -129,20 +126,14 @@ class GradientBuckets {
   /// Bucket b's gradients, times this rank's share, into its buffer; its all-reduce starts.
   /// A rank with no samples in the batch (share 0) sends zeros: its gradients are stale.
   void start(std::size_t b, std::size_t layer) {
-    T* target = buffers_[b].data();
-    for (const BucketPiece& piece : plan_.buckets[b].pieces) {
-      const T* grad = parameters_[piece.parameter]->grad.data();
-      for (Index k = piece.begin; k < piece.end; ++k)
-        *target++ = share_ == T(0) ? T(0) : share_ * grad[k];
-    }
-    const int count = static_cast<int>(buffers_[b].size());
+    const auto count = static_cast<int>(plan_.buckets[b].elements);
     if (compression_ == GradientCompression::bf16) {
-      std::transform(buffers_[b].begin(), buffers_[b].end(), compressed_[b].begin(),
-                     [](T g) { return to_bfloat16(static_cast<float>(g)); });
+      pack(b, compressed_[b].data(), [](T g) { return to_bfloat16(static_cast<float>(g)); });
       MpiSession::check(MPI_Iallreduce(MPI_IN_PLACE, compressed_[b].data(), count, MPI_UINT16_T,
                                        sum_bf16_, comm_.comm(), &requests_[b]),
                         "MPI_Iallreduce");
     } else {
+      pack(b, buffers_[b].data(), [](T g) { return g; });
       MpiSession::check(MPI_Iallreduce(MPI_IN_PLACE, buffers_[b].data(), count, mpi_type<T>(),
                                        MPI_SUM, comm_.comm(), &requests_[b]),
                         "MPI_Iallreduce");
@@ -151,13 +142,32 @@ class GradientBuckets {
     ++starts_[b];
   }
 
+  /// Bucket b's gradients times the share, each through `to_wire`, into `target`: one pass.
+  template <typename Wire, typename ToWire>
+  void pack(std::size_t b, Wire* target, ToWire to_wire) const {
+    for (const BucketPiece& piece : plan_.buckets[b].pieces) {
+      const T* grad = parameters_[piece.parameter]->grad.data();
+      for (Index k = piece.begin; k < piece.end; ++k)
+        *target++ = to_wire(share_ == T(0) ? T(0) : share_ * grad[k]);
+    }
+  }
+
+  /// Bucket b's sums in `source`, each through `from_wire`, back into the gradients.
+  template <typename Wire, typename FromWire>
+  void unpack(std::size_t b, const Wire* source, FromWire from_wire) {
+    for (const BucketPiece& piece : plan_.buckets[b].pieces) {
+      T* grad = parameters_[piece.parameter]->grad.data();
+      for (Index k = piece.begin; k < piece.end; ++k) grad[k] = from_wire(*source++);
+    }
+  }
+
   const Communicator& comm_;
   GradientCompression compression_;
   MPI_Op sum_bf16_ = MPI_OP_NULL;  // with bf16: sum_bfloat16 as an MPI operation
   BucketPlan plan_;
-  std::vector<Parameter<T>*> parameters_;  // in the plan's order
-  std::vector<std::vector<T>> buffers_;
-  std::vector<std::vector<std::uint16_t>> compressed_;  // with bf16: what the all-reduce sends
+  std::vector<Parameter<T>*> parameters_;               // in the plan's order
+  std::vector<std::vector<T>> buffers_;                 // without compression: what is sent
+  std::vector<std::vector<std::uint16_t>> compressed_;  // with bf16: what is sent
   std::vector<MPI_Request> requests_;
   std::vector<std::size_t> started_at_;
   std::vector<int> starts_;
