@@ -132,51 +132,56 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
   kernels::conv2d_forward_reference(g, x.data(), w.data(), b.data(), z_ref.data());
   kernels::conv2d_backward_data_reference(g, dz.data(), w.data(), dx_ref.data());
   kernels::conv2d_backward_weights_reference(g, x.data(), dz.data(), dw_ref.data(), db_ref.data());
-  kernels::Conv2DWorkspace<T> workspace;
-  for (auto* out : {&z, &dx, &dw, &db}) poison(*out);
-  kernels::conv2d_forward_im2col(g, x.data(), w.data(), b.data(), z.data(), workspace);
-  kernels::conv2d_backward_data_im2col(g, dz.data(), w.data(), dx.data(), workspace);
-  kernels::conv2d_backward_weights_im2col(g, x.data(), dz.data(), dw.data(), db.data(), workspace);
-  auto close = [&](const std::vector<T>& a, const std::vector<T>& r, const char* what) {
-    REQUIRE(a.size() == r.size());
-    const double worst = worst_scaled_difference(a.data(), r.data(), r.size());
-    INFO(what << " N=" << cc.batch << " H=" << cc.h << " W=" << cc.w << " C=" << cc.c
-              << " F=" << cc.f << " K=" << cc.k << " stride=" << cc.stride
-              << " padding=" << std::string(to_string(cc.padding)) << ": worst error " << worst);
-    CHECK(worst <= tol);
-  };
-  close(z, z_ref, "im2col forward");
-  close(dx, dx_ref, "im2col backward data");
-  close(dw, dw_ref, "im2col backward weights");
-  close(db, db_ref, "im2col backward bias");
-  if (kernels::direct_filter_count(cc.f)) {
-    for (auto* out : {&z, &dw, &db}) poison(*out);
-    kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data());
-    kernels::conv2d_backward_weights_direct(g, x.data(), dz.data(), dw.data(), db.data(),
+  // The reference once, the fast kernels on every SIMD path: the reference loops are most of
+  // this test's time in the sanitizer build (at -O0) and under qemu.
+  testing::for_each_simd_path([&] {
+    kernels::Conv2DWorkspace<T> workspace;
+    for (auto* out : {&z, &dx, &dw, &db}) poison(*out);
+    kernels::conv2d_forward_im2col(g, x.data(), w.data(), b.data(), z.data(), workspace);
+    kernels::conv2d_backward_data_im2col(g, dz.data(), w.data(), dx.data(), workspace);
+    kernels::conv2d_backward_weights_im2col(g, x.data(), dz.data(), dw.data(), db.data(),
                                             workspace);
-    close(z, z_ref, "direct forward");
-    close(dw, dw_ref, "direct backward weights");
-    close(db, db_ref, "direct backward bias");
-  }
-  if (kernels::direct_backward_data(g)) {
-    AlignedVector<T> turned_kernel;
-    poison(dx);
-    kernels::conv2d_backward_data_direct(g, dz.data(), w.data(), dx.data(), turned_kernel);
-    close(dx, dx_ref, "direct backward data");
-  }
-  if (kernels::direct_backward_by_image(g)) {
-    // Both passes together, image by image, with dz made by a function as a layer makes it
-    // (here copied from dz; d_output is not read, so it is given as null).
-    auto made_dz = [&](Index offset, Index count, T* block) {
-      std::copy_n(dz.data() + offset, count, block);
+    auto close = [&](const std::vector<T>& a, const std::vector<T>& r, const char* what) {
+      REQUIRE(a.size() == r.size());
+      const double worst = worst_scaled_difference(a.data(), r.data(), r.size());
+      INFO(what << " N=" << cc.batch << " H=" << cc.h << " W=" << cc.w << " C=" << cc.c
+                << " F=" << cc.f << " K=" << cc.k << " stride=" << cc.stride
+                << " padding=" << std::string(to_string(cc.padding)) << ": worst error " << worst);
+      CHECK(worst <= tol);
     };
-    for (auto* out : {&dx, &dw, &db}) poison(*out);
-    kernels::conv2d_backward_direct_by_image(g, x.data(), w.data(), dx.data(), dw.data(), db.data(),
-                                             workspace, made_dz);
-    close(dx, dx_ref, "direct backward by image: data");
-    close(dw, dw_ref, "direct backward by image: weights");
-    close(db, db_ref, "direct backward by image: bias");
-  }
+    close(z, z_ref, "im2col forward");
+    close(dx, dx_ref, "im2col backward data");
+    close(dw, dw_ref, "im2col backward weights");
+    close(db, db_ref, "im2col backward bias");
+    if (kernels::direct_filter_count(cc.f)) {
+      for (auto* out : {&z, &dw, &db}) poison(*out);
+      kernels::conv2d_forward_direct(g, x.data(), w.data(), b.data(), z.data());
+      kernels::conv2d_backward_weights_direct(g, x.data(), dz.data(), dw.data(), db.data(),
+                                              workspace);
+      close(z, z_ref, "direct forward");
+      close(dw, dw_ref, "direct backward weights");
+      close(db, db_ref, "direct backward bias");
+    }
+    if (kernels::direct_backward_data(g)) {
+      AlignedVector<T> turned_kernel;
+      poison(dx);
+      kernels::conv2d_backward_data_direct(g, dz.data(), w.data(), dx.data(), turned_kernel);
+      close(dx, dx_ref, "direct backward data");
+    }
+    if (kernels::direct_backward_by_image(g)) {
+      // Both passes together, image by image, with dz made by a function as a layer makes it
+      // (here copied from dz; d_output is not read, so it is given as null).
+      auto made_dz = [&](Index offset, Index count, T* block) {
+        std::copy_n(dz.data() + offset, count, block);
+      };
+      for (auto* out : {&dx, &dw, &db}) poison(*out);
+      kernels::conv2d_backward_direct_by_image(g, x.data(), w.data(), dx.data(), dw.data(),
+                                               db.data(), workspace, made_dz);
+      close(dx, dx_ref, "direct backward by image: data");
+      close(dw, dw_ref, "direct backward by image: weights");
+      close(db, db_ref, "direct backward by image: bias");
+    }
+  });
 }
 
 }  // namespace
@@ -184,36 +189,33 @@ void compare_with_reference(const ConvCase& cc, std::uint64_t seed, double tol) 
 TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes") {
   // Tolerances, relative to the largest value: double agrees to rounding; float sums up to
   // K*N*OH*OW products in another order than the loops, so 2e-5.
-  testing::for_each_simd_path([] {
-    Random shapes(2024);
-    for (int trial = 0; trial < 25; ++trial) {
-      ConvCase cc{};
-      cc.batch = trial == 0 ? 1 : 1 + static_cast<Index>(shapes.below(4));
-      cc.k = 1 + static_cast<Index>(shapes.below(4));
-      cc.h = cc.k + static_cast<Index>(shapes.below(12));
-      cc.w = cc.k + static_cast<Index>(shapes.below(12));
-      cc.c = 1 + static_cast<Index>(shapes.below(19));
-      // Half the cases use a filter count the direct kernels take (8, 16, 32, 64).
-      cc.f =
-          shapes.below(2) ? Index{8} << shapes.below(4) : 1 + static_cast<Index>(shapes.below(21));
-      cc.stride = 1 + static_cast<Index>(shapes.below(2));
-      cc.padding = shapes.below(2) ? Padding::same : Padding::valid;
-      compare_with_reference<double>(cc, 100 + static_cast<std::uint64_t>(trial), 1e-12);
-      compare_with_reference<float>(cc, 200 + static_cast<std::uint64_t>(trial), 2e-5);
-    }
-    // The notebook's two layer shapes, on one image.
-    compare_with_reference<float>({1, 128, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
-    compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
-    // Backward data on the direct kernels (stride 1, 8 to 64 channels), both paddings, odd sizes.
-    compare_with_reference<float>({2, 9, 12, 16, 7, 3, 1, Padding::same}, 9, 2e-5);
-    compare_with_reference<double>({3, 7, 5, 8, 5, 4, 1, Padding::same}, 10, 1e-12);
-    compare_with_reference<double>({1, 6, 11, 32, 3, 2, 1, Padding::valid}, 11, 1e-12);
-    // Both backward passes image by image (channels and filters the direct kernels take).
-    compare_with_reference<float>({3, 9, 8, 8, 16, 3, 1, Padding::valid}, 12, 2e-5);
-    compare_with_reference<float>({1, 7, 10, 16, 8, 3, 1, Padding::same}, 13, 2e-5);
-    compare_with_reference<double>({2, 6, 5, 8, 32, 2, 1, Padding::same}, 14, 1e-12);
-    compare_with_reference<float>({2, 63, 63, 32, 64, 3, 1, Padding::valid}, 15, 2e-5);
-  });
+  Random shapes(2024);
+  for (int trial = 0; trial < 25; ++trial) {
+    ConvCase cc{};
+    cc.batch = trial == 0 ? 1 : 1 + static_cast<Index>(shapes.below(4));
+    cc.k = 1 + static_cast<Index>(shapes.below(4));
+    cc.h = cc.k + static_cast<Index>(shapes.below(12));
+    cc.w = cc.k + static_cast<Index>(shapes.below(12));
+    cc.c = 1 + static_cast<Index>(shapes.below(19));
+    // Half the cases use a filter count the direct kernels take (8, 16, 32, 64).
+    cc.f = shapes.below(2) ? Index{8} << shapes.below(4) : 1 + static_cast<Index>(shapes.below(21));
+    cc.stride = 1 + static_cast<Index>(shapes.below(2));
+    cc.padding = shapes.below(2) ? Padding::same : Padding::valid;
+    compare_with_reference<double>(cc, 100 + static_cast<std::uint64_t>(trial), 1e-12);
+    compare_with_reference<float>(cc, 200 + static_cast<std::uint64_t>(trial), 2e-5);
+  }
+  // The notebook's two layer shapes, on one image.
+  compare_with_reference<float>({1, 128, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
+  compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
+  // Backward data on the direct kernels (stride 1, 8 to 64 channels), both paddings, odd sizes.
+  compare_with_reference<float>({2, 9, 12, 16, 7, 3, 1, Padding::same}, 9, 2e-5);
+  compare_with_reference<double>({3, 7, 5, 8, 5, 4, 1, Padding::same}, 10, 1e-12);
+  compare_with_reference<double>({1, 6, 11, 32, 3, 2, 1, Padding::valid}, 11, 1e-12);
+  // Both backward passes image by image (channels and filters the direct kernels take).
+  compare_with_reference<float>({3, 9, 8, 8, 16, 3, 1, Padding::valid}, 12, 2e-5);
+  compare_with_reference<float>({1, 7, 10, 16, 8, 3, 1, Padding::same}, 13, 2e-5);
+  compare_with_reference<double>({2, 6, 5, 8, 32, 2, 1, Padding::same}, 14, 1e-12);
+  compare_with_reference<float>({2, 63, 63, 32, 64, 3, 1, Padding::valid}, 15, 2e-5);
 }
 
 TEST_CASE("conv2d kernels: one and two threads agree") {
@@ -408,15 +410,13 @@ TEST_CASE("conv2d stride 2: the fast kernels match the reference") {
   // or im2col + GEMM (others), and backward data on im2col + GEMM. "same" padding with stride
   // 2 pads nothing on top for even sizes (TensorFlow puts the odd row below) and one row on
   // each side for odd ones: both are here, with batch 1 and odd sizes.
-  testing::for_each_simd_path([] {
-    compare_with_reference<float>({1, 9, 7, 3, 16, 3, 2, Padding::same}, 21, 2e-5);
-    compare_with_reference<float>({1, 10, 12, 16, 32, 3, 2, Padding::same}, 22, 2e-5);
-    compare_with_reference<float>({2, 11, 11, 8, 7, 3, 2, Padding::same}, 23, 2e-5);
-    compare_with_reference<double>({1, 13, 9, 5, 8, 3, 2, Padding::valid}, 24, 1e-12);
-    compare_with_reference<double>({3, 8, 8, 4, 5, 2, 2, Padding::valid}, 25, 1e-12);
-    compare_with_reference<double>({1, 7, 6, 2, 64, 5, 2, Padding::same}, 26, 1e-12);
-    compare_with_reference<float>({1, 33, 31, 16, 32, 3, 2, Padding::same}, 27, 2e-5);
-  });
+  compare_with_reference<float>({1, 9, 7, 3, 16, 3, 2, Padding::same}, 21, 2e-5);
+  compare_with_reference<float>({1, 10, 12, 16, 32, 3, 2, Padding::same}, 22, 2e-5);
+  compare_with_reference<float>({2, 11, 11, 8, 7, 3, 2, Padding::same}, 23, 2e-5);
+  compare_with_reference<double>({1, 13, 9, 5, 8, 3, 2, Padding::valid}, 24, 1e-12);
+  compare_with_reference<double>({3, 8, 8, 4, 5, 2, 2, Padding::valid}, 25, 1e-12);
+  compare_with_reference<double>({1, 7, 6, 2, 64, 5, 2, Padding::same}, 26, 1e-12);
+  compare_with_reference<float>({1, 33, 31, 16, 32, 3, 2, Padding::same}, 27, 2e-5);
 }
 
 TEST_CASE("Conv2D stride 2 layer: the kernels the layer picks agree with the reference") {

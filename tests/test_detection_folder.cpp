@@ -331,7 +331,7 @@ TEST_CASE("scene split: seeded, stratified, group-aware, 80/20 then 10 % for val
   CHECK(test_row[3] == rare_in(a.test));
 }
 
-TEST_CASE("detection folder: the face-mask set, split by its reference test list") {
+TEST_CASE("real data: the face-mask detection set, split by its reference test list") {
   const auto dir = stratum::testing::face_mask_detection_dir();
   if (dir.empty()) {
     MESSAGE("skipped: the face-mask detection set is not in ../shared");
