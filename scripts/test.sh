@@ -18,7 +18,19 @@
 # and is printed when something fails. Each step prints its wall-clock time, its CPU time and
 # when it began.
 #
-# Time: a fresh clone of 83c0e68 on the idle 2-core machine took 19 min 38 s (1178 s; 37 min 6 s
+# Time: fresh clones on the idle 2-core machine, one window of the host: 43a4992 took 18 min 41 s
+# (1121 s): release build 341 s (CPU 640 s), its tests 134 s; ASan build 362 s (CPU 661 s), its
+# tests 324 s; AArch64 build 344 s (CPU 632 s), tests under qemu 68 s. fdd9ce2 took 15 min 9 s
+# (909 s): release build 338 s (CPU 610 s), its tests 131 s; ASan build 304 s (CPU 550 s:
+# test_distributed at -O0), its tests 241 s (the convolution tests' reference once instead of
+# once per SIMD path, the scenes in ../shared left out); AArch64 build 187 s (CPU 137 s: the test
+# program at -O1), tests under qemu 75 s. 2887d8c, in a later window when the host ran about 15 %
+# faster (release build 281 s, CPU 539 s), took 12 min 36 s (756 s): ASan build 258 s, its tests
+# 195 s; AArch64 build 170 s, tests under qemu 43 s. CPU times are inflated where steps overlap
+# (on this virtual machine a process that waits for a core seems to be charged for it): the
+# AArch64 build at -O3 took 632 s of CPU beside the ASan tests, its three files about 235 s
+# compiled two at a time with nothing else running.
+# Earlier: a fresh clone of 83c0e68 on the idle 2-core machine took 19 min 38 s (1178 s; 37 min 6 s
 # of CPU): release build 359 s (CPU 670 s), its tests 146 s; ASan build 390 s (CPU 712 s: the
 # quickstart and test_distributed, which the run below left out, are compiled in it), its tests
 # 338 s, the fuzzers 34 s and 32 s; AArch64 build 358 s (CPU 659 s), tests under qemu 65 s.
