@@ -216,7 +216,7 @@ TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes
   compare_with_reference<float>({1, 7, 10, 16, 8, 3, 1, Padding::same}, 13, 2e-5);
   compare_with_reference<double>({2, 6, 5, 8, 32, 2, 1, Padding::same}, 14, 1e-12);
   // Two images of conv2's channels and filters, padded: blocks of rows and panels with
-  // remainders, rows copied between zeros (not the notebook's 63x63: its reference loops took
+  // remainders, edge pixels on both sides (not the notebook's 63x63: its reference loops took
   // most of this file's time under ASan and qemu).
   compare_with_reference<float>({2, 33, 31, 32, 64, 3, 1, Padding::same}, 15, 2e-5);
 }
