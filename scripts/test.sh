@@ -28,8 +28,8 @@
 # faster (release build 281 s, CPU 539 s), took 12 min 36 s (756 s): ASan build 258 s, its tests
 # 195 s; AArch64 build 170 s, tests under qemu 43 s. CPU times are inflated where steps overlap
 # (on this virtual machine a process that waits for a core seems to be charged for it): the
-# AArch64 build at -O3 took 632 s of CPU beside the ASan tests, its three files about 235 s
-# compiled two at a time with nothing else running.
+# AArch64 build at -O3 took 632 s of CPU beside the ASan tests, while its two test batches took
+# 218 s compiled two at a time with nothing else running.
 # Earlier: a fresh clone of 83c0e68 on the idle 2-core machine took 19 min 38 s (1178 s; 37 min 6 s
 # of CPU): release build 359 s (CPU 670 s), its tests 146 s; ASan build 390 s (CPU 712 s: the
 # quickstart and test_distributed, which the run below left out, are compiled in it), its tests

@@ -126,18 +126,23 @@ class GradientBuckets {
   /// Bucket b's gradients, times this rank's share, into its buffer; its all-reduce starts.
   /// A rank with no samples in the batch (share 0) sends zeros: its gradients are stale.
   void start(std::size_t b, std::size_t layer) {
-    const auto count = static_cast<int>(plan_.buckets[b].elements);
+    // What travels: bfloat16 summed by sum_bf16_, or T summed by MPI.
+    void* wire = nullptr;
+    MPI_Datatype type = mpi_type<T>();
+    MPI_Op sum = MPI_SUM;
     if (compression_ == GradientCompression::bf16) {
       pack(b, compressed_[b].data(), [](T g) { return to_bfloat16(static_cast<float>(g)); });
-      MpiSession::check(MPI_Iallreduce(MPI_IN_PLACE, compressed_[b].data(), count, MPI_UINT16_T,
-                                       sum_bf16_, comm_.comm(), &requests_[b]),
-                        "MPI_Iallreduce");
+      wire = compressed_[b].data();
+      type = MPI_UINT16_T;
+      sum = sum_bf16_;
     } else {
       pack(b, buffers_[b].data(), [](T g) { return g; });
-      MpiSession::check(MPI_Iallreduce(MPI_IN_PLACE, buffers_[b].data(), count, mpi_type<T>(),
-                                       MPI_SUM, comm_.comm(), &requests_[b]),
-                        "MPI_Iallreduce");
+      wire = buffers_[b].data();
     }
+    MpiSession::check(
+        MPI_Iallreduce(MPI_IN_PLACE, wire, static_cast<int>(plan_.buckets[b].elements), type, sum,
+                       comm_.comm(), &requests_[b]),
+        "MPI_Iallreduce");
     started_at_[b] = layer;
     ++starts_[b];
   }
