@@ -1,12 +1,13 @@
 // `mask_detector detect` on one 640 x 480 photo, with 2 threads: the target is at most
 // 25 ms a photo, decoding included.
 //
-//   detector_network/S      the network alone on an S x S input (one image)
-//   detect_photo/S          what Detector::detect does: letterbox the photo to S x S, the
-//                           network, CenterNet decoding (3x3 peaks, top 100), NMS, boxes mapped
-//                           back to the photo
-//   detect_jpeg_photo/S     the photo's JPEG decoded from memory, then detect_photo, then the
-//                           boxes and labels drawn on a copy (all of detect but the file I/O)
+//   detector_network_forward/S  the network alone on an S x S input (one image), as `detect`
+//                               runs it: batch normalisation folded into the convolutions
+//   detect_photo/S              what Detector::detect does: letterbox the photo to S x S, the
+//                               network, CenterNet decoding (3x3 peaks, top 100), NMS, boxes
+//                               mapped back to the photo
+//   detect_jpeg_photo/S         the photo's JPEG decoded from memory, then detect_photo, then the
+//                               boxes and labels drawn on a copy (all of detect but the file I/O)
 //
 // S is the letterbox side: 384 (train-detector's default) and 512 (the reference detector's).
 // Counters: "GFLOP" the network's forward pass per photo (2 per multiply-add of its Conv2D
@@ -19,6 +20,7 @@
 #include <mask_detection/detector_inference.hpp>
 #include <mask_detection/detector_model.hpp>
 #include <mask_detection/draw_boxes.hpp>
+#include <stratum/model/fold_batch_normalization.hpp>
 
 #include "bench_common.hpp"
 
@@ -74,7 +76,7 @@ void report_detector(benchmark::State& state, GraphModel<float>& network) {
 void detector_network_forward(benchmark::State& state) {
   const TwoThreads threads;
   const auto size = static_cast<int>(state.range(0));
-  auto network = detector_network(size);
+  auto network = fold_batch_normalization(*detector_network(size));
   Tensor<float> x({1, size, size, 3});
   Random rng(5);
   for (auto& v : x) v = static_cast<float>(rng.uniform());

@@ -40,6 +40,7 @@
 #include <stratum/data/letterbox.hpp>
 #include <stratum/detection/decode.hpp>
 #include <stratum/detection/nms.hpp>
+#include <stratum/model/fold_batch_normalization.hpp>
 #include <stratum/model/graph_serialization.hpp>
 #include <stratum/stratum.hpp>
 
@@ -102,7 +103,9 @@ class Detector {
       default_options_.score_threshold = static_cast<float>(fraction(meta, "score_threshold"));
     if (meta.count("crop_margin")) crop_margin_ = static_cast<float>(fraction(meta, "crop_margin"));
     check_network(*loaded.model);
-    scales_[input_size_] = {std::move(loaded.model),
+    // Inference only from here: each convolution - batch normalisation - ReLU chain runs as one
+    // convolution (model/fold_batch_normalization.hpp).
+    scales_[input_size_] = {stratum::fold_batch_normalization(*loaded.model),
                             stratum::Tensor<float>({1, input_size_, input_size_, 3})};
     if (design_ == DetectorDesign::face_then_classifier) load_classifier(classifier);
   }
@@ -279,7 +282,7 @@ class Detector {
     if (input.rank() != 3 || input[2] != 3)
       throw stratum::IoError(file + " expects input " + input.to_batch_string() +
                              ", not RGB images");
-    classifier_ = std::move(loaded.model);
+    classifier_ = stratum::fold_batch_normalization(*loaded.model);  // inference only, as above
   }
 
   /// Step 5 of the file comment, on every face at once (one batch through the classifier).

@@ -101,19 +101,17 @@ inline LetterboxedImage letterbox(const Image& image, int size, Rgb padding = le
   LetterboxedImage out;
   out.geometry = letterbox_geometry(image.width, image.height, size);
   const Letterbox& g = out.geometry;
-  const Image resized = resize_image(image, g.resized_width, g.resized_height);
   out.image.width = out.image.height = size;
   out.image.pixels.resize(static_cast<std::size_t>(size) * static_cast<std::size_t>(size) * 3);
   for (std::size_t p = 0; p < out.image.pixels.size(); p += 3)
     std::copy(padding.begin(), padding.end(),
               out.image.pixels.begin() + static_cast<std::ptrdiff_t>(p));
-  const auto row_bytes = static_cast<std::ptrdiff_t>(g.resized_width) * 3;
-  for (int y = 0; y < g.resized_height; ++y) {
-    const auto source = resized.pixels.begin() + y * row_bytes;
-    const auto target = out.image.pixels.begin() +
-                        (static_cast<std::ptrdiff_t>(g.offset_y + y) * size + g.offset_x) * 3;
-    std::copy(source, source + row_bytes, target);
-  }
+  // The resampled image goes straight into its place in the square.
+  const auto row_bytes = static_cast<std::size_t>(size) * 3;
+  resize_image_into(image,
+                    out.image.pixels.data() + static_cast<std::size_t>(g.offset_y) * row_bytes +
+                        static_cast<std::size_t>(g.offset_x) * 3,
+                    g.resized_width, g.resized_height, row_bytes);
   return out;
 }
 

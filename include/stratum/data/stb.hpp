@@ -18,7 +18,24 @@
 #define STB_IMAGE_RESIZE_STATIC
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #endif
+// stb_image_resize's arithmetic rounds each product as written: no fused multiply-add, which
+// GCC (in its GNU dialects) and Clang would otherwise form wherever the target has FMA. So a
+// resize gives the same bytes in a build with FMA (-march=native) and without, and a band of
+// rows resized on its own (image.hpp) the same bytes as that band of a whole-image resize:
+// with fusing, a band's shifted filter positions round differently in the last bit.
+#if defined(__clang__)
+#pragma float_control(push)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include <stb_image_resize.h>
+#if defined(__clang__)
+#pragma float_control(pop)
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
 
 #ifndef STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC

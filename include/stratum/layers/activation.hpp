@@ -11,6 +11,7 @@
 // Jacobian applied to dy.)
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -98,12 +99,17 @@ void activation_backward(Activation activation, const T* y, const T* dy, T* dz, 
   }
 }
 
-/// activation_forward over a large buffer, split across threads in whole rows.
+/// y = activation(z) over a large buffer, split across threads in whole rows. Each block is
+/// copied, then activated in place while it is still in cache: one pass over memory on every
+/// thread, where a copy of the whole buffer first was a single-threaded pass of its own (2.6 %
+/// of the samples of `detect` on a 640 x 480 photo).
 template <typename T>
-void activation_forward_parallel(Activation activation, T* values, Index size, Index row_length) {
+void activation_forward_parallel(Activation activation, const T* z, T* y, Index size,
+                                 Index row_length) {
   const Index block = std::max<Index>(1, (Index{1} << 15) / row_length) * row_length;
   parallel_for_blocks(size, block, [&](Index begin, Index end) {
-    activation_forward(activation, values + begin, end - begin, row_length);
+    std::copy(z + begin, z + end, y + begin);
+    activation_forward(activation, y + begin, end - begin, row_length);
   });
 }
 
@@ -137,8 +143,7 @@ class ActivationLayer : public Layer<T> {
     return input_shape;
   }
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
-    std::copy(x.begin(), x.end(), y.begin());
-    activation_forward_parallel(activation_, y.data(), y.size(), last_dim(y));
+    activation_forward_parallel(activation_, x.data(), y.data(), y.size(), last_dim(y));
   }
   void do_backward(const Tensor<T>& /*x*/, const Tensor<T>& y, const Tensor<T>& dy,
                    Tensor<T>* dx) override {
