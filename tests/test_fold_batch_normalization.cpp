@@ -12,6 +12,18 @@ using namespace stratum;
 
 namespace {
 
+/// Gives a BatchNormalization layer moving statistics, scales and shifts far from their
+/// defaults (1, 0, 0, 1), as after training, some scales negative; leaves other layers alone.
+template <typename T>
+void train_like(Layer<T>& layer, Random& rng) {
+  if (layer.type_name() != "BatchNormalization") return;
+  const auto p = layer.parameters();  // gamma, beta, moving_mean, moving_variance
+  for (auto& v : p[0]->value) v = T(rng.uniform(0.5, 2.0) * (rng.uniform() < 0.2 ? -1 : 1));
+  for (auto& v : p[1]->value) v = T(rng.uniform(-1, 1));
+  for (auto& v : p[2]->value) v = T(rng.uniform(-0.5, 0.5));
+  for (auto& v : p[3]->value) v = T(rng.uniform(0.05, 3.0));
+}
+
 /// input (9, 7, 3)
 ///   -> conv "a" (3x3 same) -> BN -> ReLU "a_out"           folds, ReLU included
 ///   -> conv "b" (1x1)      -> BN "b_out"                   folds, no ReLU after it
@@ -52,17 +64,9 @@ std::unique_ptr<GraphModel<T>> fold_test_network() {
   const Node sum = model->template add<Add>({relu(e_bn, "e_relu"), e_bn});
   model->set_name(sum, "sum");
   model->build({d, sum, d_relu});
-  // Moving statistics, scales and shifts far from the defaults (1, 0, 0, 1), as after training.
   Random rng(9);
-  for (std::size_t i = 0; i < model->node_count(); ++i) {
-    Layer<T>* layer = model->layer(model->node_at(i));
-    if (!layer || layer->type_name() != "BatchNormalization") continue;
-    const auto p = layer->parameters();  // gamma, beta, moving_mean, moving_variance
-    for (auto& v : p[0]->value) v = T(rng.uniform(0.5, 2.0) * (rng.uniform() < 0.2 ? -1 : 1));
-    for (auto& v : p[1]->value) v = T(rng.uniform(-1, 1));
-    for (auto& v : p[2]->value) v = T(rng.uniform(-0.5, 0.5));
-    for (auto& v : p[3]->value) v = T(rng.uniform(0.05, 3.0));
-  }
+  for (std::size_t i = 0; i < model->node_count(); ++i)
+    if (Layer<T>* layer = model->layer(model->node_at(i))) train_like(*layer, rng);
   return model;
 }
 
@@ -169,14 +173,7 @@ std::unique_ptr<Sequential<T>> fold_test_sequential() {
   model->template add<Dense>(2);
   model->compile(std::make_unique<SparseCategoricalCrossentropy<T>>(true), nullptr);
   Random rng(11);
-  for (std::size_t i = 0; i < model->size(); ++i) {
-    if (model->layer(i).type_name() != "BatchNormalization") continue;
-    const auto p = model->layer(i).parameters();
-    for (auto& v : p[0]->value) v = T(rng.uniform(0.5, 2.0) * (rng.uniform() < 0.2 ? -1 : 1));
-    for (auto& v : p[1]->value) v = T(rng.uniform(-1, 1));
-    for (auto& v : p[2]->value) v = T(rng.uniform(-0.5, 0.5));
-    for (auto& v : p[3]->value) v = T(rng.uniform(0.05, 3.0));
-  }
+  for (std::size_t i = 0; i < model->size(); ++i) train_like(model->layer(i), rng);
   return model;
 }
 

@@ -17,6 +17,7 @@
 #include <stratum/data/split.hpp>
 #include <stratum/metrics.hpp>
 #include <stratum/model/checkpoint.hpp>
+#include <stratum/model/fold_batch_normalization.hpp>
 #include <stratum/plot.hpp>
 #include <stratum/stratum.hpp>
 #if STRATUM_WITH_MPI  // built where MPI is: mpirun -np N mask_detector train (docs/distributed.md)
@@ -565,6 +566,9 @@ ModelInfo load_for_inference(const fs::path& path) {
     throw IoError("'" + path.string() + "' expects input " +
                   info.loaded.model->input_shape().to_batch_string() + ", not RGB images of " +
                   std::to_string(info.width) + "x" + std::to_string(info.height));
+  // evaluate and predict only run the model forward: each convolution - batch normalisation -
+  // ReLU run of layers as one convolution, fused with the pooling after it.
+  info.loaded.model = fold_batch_normalization(*info.loaded.model);
   return info;
 }
 
