@@ -79,6 +79,16 @@ TEST_CASE("a region inside a task runs on that task's thread") {
   });
 }
 
+TEST_CASE("threads_for_region: every thread outside a region, one inside a task") {
+  with_threads(3, [] {
+    CHECK(threads_for_region() == 3);
+    std::vector<int> inside(8, 0);
+    parallel_for(8, [&](Index i) { inside[static_cast<std::size_t>(i)] = threads_for_region(); });
+    CHECK(inside == std::vector<int>(8, 1));
+    CHECK(threads_for_region() == 3);  // the region is over
+  });
+}
+
 TEST_CASE("an exception in a task reaches the caller, and the pool still works after it") {
   with_threads(2, [] {
     std::atomic<int> ran{0};

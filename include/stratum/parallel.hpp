@@ -38,6 +38,13 @@ inline int thread_index() {
   return detail::ThreadPool::thread_index();
 }
 
+/// How many threads a parallel region started here runs on: 1 inside a task of another region
+/// (which runs a new region on the calling thread), num_threads() elsewhere. For work that pays
+/// a cost of its own per part, so that it splits only where the parts can run at once.
+inline int threads_for_region() {
+  return detail::ThreadPool::in_task() ? 1 : num_threads();
+}
+
 /// Runs body(i) for every i in [0, count) on the pool's threads, one i at a time to whichever
 /// thread is free. For work whose results cannot depend on which thread runs which i.
 template <typename Body>

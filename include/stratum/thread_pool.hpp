@@ -183,6 +183,10 @@ class ThreadPool {
     if (error_) std::rethrow_exception(error_);
   }
 
+  /// Whether the calling thread is running a task of a region (a region it starts runs on it
+  /// alone).
+  static bool in_task() { return inside_region(); }
+
  private:
   ThreadPool() : size_(default_thread_count()) {}
 

@@ -121,7 +121,8 @@ inline Image load_image(const std::filesystem::path& path, Rgb background = whit
 /// row as the offset), which gives the bytes of one whole-image call (tests/test_image.cpp checks
 /// it), whatever the thread count. One band per thread rather than many small ones, because each
 /// call has a fixed cost (filter set-up, buffers): bands of 32 rows made that resize 7.8 ms on
-/// one thread, 2 bands 2.9 ms on two. Outputs under 64 rows a band stay one call.
+/// one thread, 2 bands 2.9 ms on two. So a band has at least 64 rows, and a resize inside a task
+/// of another parallel region (photos decoded in parallel) stays one call.
 inline void resize_image_into(const Image& image, std::uint8_t* out, int width, int height,
                               std::size_t out_row_bytes) {
   if (width < 1 || height < 1) throw Error("resize_image: target size must be positive");
@@ -133,7 +134,7 @@ inline void resize_image_into(const Image& image, std::uint8_t* out, int width, 
     return;
   }
   constexpr int min_band_rows = 64;
-  const int bands = std::clamp(num_threads(), 1, std::max(1, height / min_band_rows));
+  const int bands = std::clamp(threads_for_region(), 1, std::max(1, height / min_band_rows));
   const float x_scale = static_cast<float>(width) / static_cast<float>(image.width);
   const float y_scale = static_cast<float>(height) / static_cast<float>(image.height);
   std::atomic<bool> failed{false};
