@@ -93,6 +93,38 @@ double fold_error(const Tensor<T>& got, const Tensor<T>& want) {
   return worst;
 }
 
+/// A model's outputs on `x` in inference mode, copied: one for a Sequential, one per output
+/// for a GraphModel.
+template <typename T>
+std::vector<Tensor<T>> inference_outputs(Sequential<T>& model, const Tensor<T>& x) {
+  return {model.forward(x, Mode::inference)};
+}
+template <typename T>
+std::vector<Tensor<T>> inference_outputs(GraphModel<T>& model, const Tensor<T>& x) {
+  std::vector<Tensor<T>> outputs;
+  for (const auto* t : model.forward(std::vector<Tensor<T>>{x}, Mode::inference))
+    outputs.push_back(*t);
+  return outputs;
+}
+
+/// The folded copy of `model` gives its outputs on images of per-sample shape `sample`, at
+/// batch 1 and 3, within `tolerance` (fold_error).
+template <typename Model>
+void check_fold_matches(Model& model, const Shape& sample, double tolerance) {
+  using T = typename Model::Scalar;
+  auto folded = fold_batch_normalization(model);
+  for (Index batch : {1, 3}) {
+    const Tensor<T> x = fold_test_images<T>(batch, sample);
+    const auto want = inference_outputs(model, x);
+    const auto got = inference_outputs(*folded, x);
+    REQUIRE(got.size() == want.size());
+    for (std::size_t o = 0; o < got.size(); ++o) {
+      CAPTURE(o);
+      CHECK(fold_error(got[o], want[o]) < tolerance);
+    }
+  }
+}
+
 template <typename T>
 std::vector<std::string> layer_types(GraphModel<T>& model) {
   std::vector<std::string> types;
@@ -101,29 +133,11 @@ std::vector<std::string> layer_types(GraphModel<T>& model) {
   return types;
 }
 
-template <typename T>
-void check_fold_matches(double tolerance) {
-  auto model = fold_test_network<T>();
-  auto folded = fold_batch_normalization(*model);
-  for (Index batch : {1, 3}) {
-    const std::vector<Tensor<T>> x{fold_test_images<T>(batch, {9, 7, 3})};
-    const auto expected = model->forward(x, Mode::inference);
-    std::vector<Tensor<T>> want;
-    for (const auto* t : expected) want.push_back(*t);
-    const auto& got = folded->forward(x, Mode::inference);
-    REQUIRE(got.size() == want.size());
-    for (std::size_t o = 0; o < got.size(); ++o) {
-      CAPTURE(o);
-      CHECK(fold_error(*got[o], want[o]) < tolerance);
-    }
-  }
-}
-
 }  // namespace
 
 TEST_CASE("folded BatchNormalization: the same outputs in inference mode") {
-  check_fold_matches<double>(1e-12);
-  check_fold_matches<float>(1e-5);
+  check_fold_matches(*fold_test_network<double>(), {9, 7, 3}, 1e-12);
+  check_fold_matches(*fold_test_network<float>(), {9, 7, 3}, 1e-5);
 }
 
 TEST_CASE("folded BatchNormalization: which chains fold, and the names they leave") {
@@ -187,22 +201,11 @@ std::unique_ptr<Sequential<T>> fold_test_sequential() {
   return model;
 }
 
-template <typename T>
-void check_sequential_fold_matches(double tolerance) {
-  auto model = fold_test_sequential<T>();
-  auto folded = fold_batch_normalization(*model);
-  for (Index batch : {1, 4}) {
-    const Tensor<T> x = fold_test_images<T>(batch, {10, 8, 3});
-    const Tensor<T> want = model->forward(x, Mode::inference);
-    CHECK(fold_error(folded->forward(x, Mode::inference), want) < tolerance);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("folded BatchNormalization in a Sequential model: the same outputs, fused pooling") {
-  check_sequential_fold_matches<double>(1e-12);
-  check_sequential_fold_matches<float>(1e-5);
+  check_fold_matches(*fold_test_sequential<double>(), {10, 8, 3}, 1e-12);
+  check_fold_matches(*fold_test_sequential<float>(), {10, 8, 3}, 1e-5);
 
   auto model = fold_test_sequential<float>();
   CHECK(!model->runs_fused(0));  // the BatchNormalization stands between the conv and the pool

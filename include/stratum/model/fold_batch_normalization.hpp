@@ -28,6 +28,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -93,39 +94,37 @@ std::unique_ptr<GraphModel<T>> fold_batch_normalization(GraphModel<T>& model) {
   if (!model.built()) throw Error("fold_batch_normalization: the model is not built");
   const GraphConfig config = graph_config(model);
 
-  // Who reads each node: the calls that take it as an input, plus one read per model output.
+  // The calls that read each node, one entry per input they take it as; and the model's
+  // outputs, which are read from outside the graph.
   std::map<std::string, std::vector<std::size_t>> readers;
-  std::map<std::string, int> reads;
   for (std::size_t i = 0; i < config.nodes.size(); ++i)
-    for (const auto& input : config.nodes[i].inputs) {
-      readers[input].push_back(i);
-      ++reads[input];
-    }
-  for (const auto& output : config.outputs) ++reads[output];
-  // The single call that reads `name`, if it has exactly one reader and that is a call of `type`.
+    for (const auto& input : config.nodes[i].inputs) readers[input].push_back(i);
+  const std::set<std::string> outputs(config.outputs.begin(), config.outputs.end());
+  // The call that alone reads `name`, if there is one and it is a layer of `type`.
   auto sole_reader = [&](const std::string& name,
                          const std::string& type) -> const GraphConfig::Call* {
-    if (reads[name] != 1 || readers[name].size() != 1) return nullptr;
-    const GraphConfig::Call& reader = config.nodes[readers[name].front()];
-    return reader.layer.type == type && reader.inputs.size() == 1 ? &reader : nullptr;
+    const auto& reading = readers[name];
+    if (reading.size() != 1 || outputs.count(name)) return nullptr;
+    const GraphConfig::Call& reader = config.nodes[reading.front()];
+    return reader.layer.type == type ? &reader : nullptr;
   };
 
   struct Fold {
     std::string convolution, normalization;
   };
   std::map<std::string, Fold> folds;  // by the folded convolution's (new) name
-  std::map<std::string, bool> dropped;
+  std::set<std::string> dropped;  // the BatchNormalization and ReLU calls folded away
   GraphConfig folded = config;
   folded.nodes.clear();
   for (const auto& call : config.nodes) {
-    if (dropped[call.name]) continue;
+    if (dropped.count(call.name)) continue;
     GraphConfig::Call copy = call;
     if (detail::is_linear_convolution(call.layer)) {
       if (const auto* normalization = sole_reader(call.name, "BatchNormalization")) {
-        dropped[normalization->name] = true;
+        dropped.insert(normalization->name);
         copy.name = normalization->name;
         if (const auto* relu = sole_reader(normalization->name, "ReLU")) {
-          dropped[relu->name] = true;
+          dropped.insert(relu->name);
           copy.name = relu->name;
           detail::set_relu_activation(copy.layer);
         }
