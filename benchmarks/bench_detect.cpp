@@ -8,6 +8,10 @@
 //                               mapped back to the photo
 //   detect_jpeg_photo/S         the photo's JPEG decoded from memory, then detect_photo, then the
 //                               boxes and labels drawn on a copy (all of detect but the file I/O)
+//   letterbox_photo/S           the photo letterboxed to S x S as detect_photo does (stb's
+//                               filters in stratum's loops, data/resample.hpp, on the 2 threads)
+//   stb_resize_photo/S          the same resize by one stb_image_resize call (one thread), which
+//                               gives the same bytes: what the letterbox cost before
 //
 // S is the letterbox side: 384 (train-detector's default) and 512 (the reference detector's).
 // Counters: "GFLOP" the network's forward pass per photo (2 per multiply-add of its Conv2D
@@ -117,6 +121,27 @@ void detect_jpeg_photo(benchmark::State& state) {
   report_detector(state, detector.network());
 }
 
+void letterbox_photo(benchmark::State& state) {
+  const TwoThreads threads;
+  const Image photo = bench_photo();
+  const auto size = static_cast<int>(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(letterbox(photo, size).image.pixels.data());
+  state.counters["images/s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void stb_resize_photo(benchmark::State& state) {
+  const Image photo = bench_photo();
+  const Letterbox g = letterbox_geometry(photo.width, photo.height, static_cast<int>(state.range(0)));
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(g.resized_width * g.resized_height * 3));
+  for (auto _ : state) {
+    if (!stbir_resize_uint8(photo.pixels.data(), photo.width, photo.height, 0, out.data(),
+                            g.resized_width, g.resized_height, 0, 3))
+      throw Error("stb_image_resize failed");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["images/s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 BENCHMARK(detector_network_forward)
     ->Arg(384)
     ->Arg(512)
@@ -135,6 +160,8 @@ BENCHMARK(detect_jpeg_photo)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2);
+BENCHMARK(letterbox_photo)->Arg(384)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(stb_resize_photo)->Arg(384)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace stratum::bench

@@ -298,45 +298,74 @@ TEST_CASE("downscaling averages instead of aliasing") {
   for (std::uint8_t v : small.pixels) CHECK(std::abs(int(v) - 128) <= 8);
 }
 
-TEST_CASE("resizing in bands of rows on the threads gives the bytes of one whole-image call") {
-  // resize_image hands a band of output rows to each thread; each must be the whole image's
-  // resampling restricted to its rows. Random pixels (every filter tap matters), shrinking and
-  // enlarging, odd sizes, one row or column, outputs too short to split, and 1 to 3 bands.
+namespace {
+
+// resize_image runs stb_image_resize's filters in loops of its own (data/resample.hpp), in bands
+// of output rows on the threads; the bytes must be those of one stb call.
+void check_resize_matches_stb(const Image& image, int out_w, int out_h) {
+  const int in_w = image.width, in_h = image.height;
+  CAPTURE(in_w);
+  CAPTURE(in_h);
+  CAPTURE(out_w);
+  CAPTURE(out_h);
+  std::vector<std::uint8_t> whole(static_cast<std::size_t>(out_w * out_h * 3));
+  REQUIRE(stbir_resize_uint8(image.pixels.data(), in_w, in_h, 0, whole.data(), out_w, out_h, 0, 3));
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    const Image resized = resize_image(image, out_w, out_h);
+    CHECK(resized.width == out_w);
+    CHECK(resized.height == out_h);
+    CHECK(resized.pixels == whole);
+    // Into a wider canvas (as a letterbox does): the same rows, the bytes between untouched.
+    const std::size_t row = static_cast<std::size_t>(out_w) * 3, stride = row + 5;
+    std::vector<std::uint8_t> canvas(stride * static_cast<std::size_t>(out_h), 7);
+    resize_image_into(image, canvas.data(), out_w, out_h, stride);
+    for (std::size_t y = 0; y < static_cast<std::size_t>(out_h); ++y) {
+      CHECK(std::equal(whole.begin() + static_cast<std::ptrdiff_t>(y * row),
+                       whole.begin() + static_cast<std::ptrdiff_t>((y + 1) * row),
+                       canvas.begin() + static_cast<std::ptrdiff_t>(y * stride)));
+      CHECK(std::all_of(canvas.begin() + static_cast<std::ptrdiff_t>(y * stride + row),
+                        canvas.begin() + static_cast<std::ptrdiff_t>((y + 1) * stride),
+                        [](std::uint8_t v) { return v == 7; }));
+    }
+  }
+}
+
+Image random_image(Random& rng, int width, int height) {
+  Image image{width, height, std::vector<std::uint8_t>(static_cast<std::size_t>(width * height * 3))};
+  for (auto& v : image.pixels) v = static_cast<std::uint8_t>(rng.below(256));
+  return image;
+}
+
+}  // namespace
+
+TEST_CASE("resizing gives the bytes of stb_image_resize, on any number of threads") {
+  // Random pixels (every filter tap matters). Chosen shapes: the detector's letterbox,
+  // shrinking and enlarging, odd sizes, one row or column, a large factor, outputs too short
+  // to split into bands; then random shapes, mixing shrinking one side and enlarging the other.
   Random rng(17);
   const int saved_threads = num_threads();
   const std::vector<std::array<int, 4>> shapes{
       {640, 480, 384, 288}, {641, 479, 333, 97}, {37, 53, 128, 128}, {1000, 3, 13, 7},
-      {5, 900, 1, 71},      {1, 1, 9, 40},       {97, 65, 97, 33},   {300, 200, 301, 201}};
-  for (const auto& shape : shapes) {
-    // Named copies rather than a structured binding, which Clang 14's CAPTURE cannot refer to.
-    const int in_w = shape[0], in_h = shape[1], out_w = shape[2], out_h = shape[3];
-    CAPTURE(in_w);
-    CAPTURE(in_h);
-    CAPTURE(out_w);
-    CAPTURE(out_h);
-    Image image{in_w, in_h, std::vector<std::uint8_t>(static_cast<std::size_t>(in_w * in_h * 3))};
-    for (auto& v : image.pixels) v = static_cast<std::uint8_t>(rng.below(256));
-    std::vector<std::uint8_t> whole(static_cast<std::size_t>(out_w * out_h * 3));
-    REQUIRE(stbir_resize_uint8(image.pixels.data(), in_w, in_h, 0, whole.data(), out_w, out_h, 0, 3));
-    for (int threads : {1, 2, 3}) {
-      set_num_threads(threads);
-      const Image resized = resize_image(image, out_w, out_h);
-      CHECK(resized.width == out_w);
-      CHECK(resized.height == out_h);
-      CHECK(resized.pixels == whole);
-      // Into a wider canvas (as a letterbox does): the same rows, the bytes between untouched.
-      const std::size_t row = static_cast<std::size_t>(out_w) * 3, stride = row + 5;
-      std::vector<std::uint8_t> canvas(stride * static_cast<std::size_t>(out_h), 7);
-      resize_image_into(image, canvas.data(), out_w, out_h, stride);
-      for (std::size_t y = 0; y < static_cast<std::size_t>(out_h); ++y) {
-        CHECK(std::equal(whole.begin() + static_cast<std::ptrdiff_t>(y * row),
-                         whole.begin() + static_cast<std::ptrdiff_t>((y + 1) * row),
-                         canvas.begin() + static_cast<std::ptrdiff_t>(y * stride)));
-        CHECK(std::all_of(canvas.begin() + static_cast<std::ptrdiff_t>(y * stride + row),
-                          canvas.begin() + static_cast<std::ptrdiff_t>((y + 1) * stride),
-                          [](std::uint8_t v) { return v == 7; }));
-      }
-    }
+      {5, 900, 1, 71},      {1, 1, 9, 40},       {97, 65, 97, 33},   {300, 200, 301, 201},
+      {2, 2, 1, 1},         {1, 300, 2, 2}};
+  for (const auto& shape : shapes)
+    check_resize_matches_stb(random_image(rng, shape[0], shape[1]), shape[2], shape[3]);
+  for (int i = 0; i < 24; ++i) {
+    const auto side = [&] { return 1 + static_cast<int>(rng.below(i % 3 ? 160 : 12)); };
+    const int in_w = side(), in_h = side(), out_w = side(), out_h = side();
+    if (in_w != out_w || in_h != out_h)
+      check_resize_matches_stb(random_image(rng, in_w, in_h), out_w, out_h);
   }
   set_num_threads(saved_threads);
+}
+
+TEST_CASE("resizes of several sizes in turn each get their own filters") {
+  // The filters of the last few sizes are kept per thread (resample.hpp); more sizes in turn
+  // than are kept, and back, must still each give stb's bytes.
+  Random rng(23);
+  const Image image = random_image(rng, 90, 70);
+  for (int round = 0; round < 2; ++round)
+    for (int size : {20, 31, 45, 64, 80, 100, 20})
+      check_resize_matches_stb(image, size, size / 2 + 3);
 }

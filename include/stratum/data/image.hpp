@@ -11,13 +11,13 @@
 //
 // Resizing: stb_image_resize's Mitchell filter, whose support widens with the scale factor, so
 // a 20-megapixel photo shrunk to 128x128 averages every source pixel instead of sampling a few
-// (which would alias). The aspect ratio is not kept: like the Keras notebook, each photo is
+// (which would alias); run by stratum's own loops on every thread (resample.hpp), which give
+// stb's bytes faster. The aspect ratio is not kept: like the Keras notebook, each photo is
 // stretched to the target size.
 #pragma once
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -27,10 +27,10 @@
 #include <vector>
 
 #include "../errors.hpp"
-#include "../parallel.hpp"
 #include "binary_io.hpp"
 #include "jpeg_structure.hpp"
 #include "png_structure.hpp"
+#include "resample.hpp"
 #include "stb.hpp"
 
 /// The largest image decoded, in pixels: 268 megapixels (about 1 GiB as RGBA). Larger claims
@@ -112,17 +112,8 @@ inline Image load_image(const std::filesystem::path& path, Rgb background = whit
 }
 
 /// Resamples `image` to width x height into `out`, whose rows start `out_row_bytes` apart (a
-/// letterbox writes into the middle of its square this way, with no copy between).
-///
-/// stb_image_resize runs on one thread; on 2 threads a 640 x 480 photo letterboxed for the
-/// detector took 5.4 ms in it, with the other thread idle. So the output rows are cut into one
-/// band per thread, each resampled by its own stb call: the same resampling restricted to
-/// the band's rows (stb's "subpixel" form, with the whole image's scales and the band's first
-/// row as the offset), which gives the bytes of one whole-image call (tests/test_image.cpp checks
-/// it), whatever the thread count. One band per thread rather than many small ones, because each
-/// call has a fixed cost (filter set-up, buffers): bands of 32 rows made that resize 7.8 ms on
-/// one thread, 2 bands 2.9 ms on two. So a band has at least 64 rows, and a resize inside a task
-/// of another parallel region (photos decoded in parallel) stays one call.
+/// letterbox writes into the middle of its square this way, with no copy between): stb's
+/// filters, on every thread, in loops of our own (resample.hpp), the bytes of stb_image_resize.
 inline void resize_image_into(const Image& image, std::uint8_t* out, int width, int height,
                               std::size_t out_row_bytes) {
   if (width < 1 || height < 1) throw Error("resize_image: target size must be positive");
@@ -133,26 +124,8 @@ inline void resize_image_into(const Image& image, std::uint8_t* out, int width, 
                   out + static_cast<std::size_t>(y) * out_row_bytes);
     return;
   }
-  constexpr int min_band_rows = 64;
-  const int bands = std::clamp(threads_for_region(), 1, std::max(1, height / min_band_rows));
-  const float x_scale = static_cast<float>(width) / static_cast<float>(image.width);
-  const float y_scale = static_cast<float>(height) / static_cast<float>(image.height);
-  std::atomic<bool> failed{false};
-  parallel_for(bands, [&](Index band) {
-    const int first_row = static_cast<int>(band * height / bands);
-    const int end_row = static_cast<int>((band + 1) * height / bands);
-    if (!stbir_resize_subpixel(image.pixels.data(), image.width, image.height, 0,
-                               out + static_cast<std::size_t>(first_row) * out_row_bytes, width,
-                               end_row - first_row, static_cast<int>(out_row_bytes),
-                               STBIR_TYPE_UINT8, 3, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
-                               STBIR_EDGE_CLAMP, STBIR_FILTER_DEFAULT, STBIR_FILTER_DEFAULT,
-                               STBIR_COLORSPACE_LINEAR, nullptr, x_scale, y_scale, 0.0f,
-                               static_cast<float>(first_row)))
-      failed = true;
-  });
-  if (failed)
-    throw Error("resize_image: out of memory resizing " + std::to_string(image.width) + "x" +
-                std::to_string(image.height));
+  detail::resample_rgb(image.pixels.data(), image.width, image.height, out, width, height,
+                       out_row_bytes);
 }
 
 /// Resamples to width x height (see the note at the top of this file).

@@ -19,10 +19,9 @@
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #endif
 // stb_image_resize's arithmetic rounds each product as written: no fused multiply-add, which
-// GCC (in its GNU dialects) and Clang would otherwise form wherever the target has FMA. So a
-// resize gives the same bytes in a build with FMA (-march=native) and without, and a band of
-// rows resized on its own (image.hpp) the same bytes as that band of a whole-image resize:
-// with fusing, a band's shifted filter positions round differently in the last bit.
+// GCC (in its GNU dialects) and Clang would otherwise form wherever the target has FMA. So its
+// filter weights, which stratum's own resampling loops use (resample.hpp), are the same in a
+// build with FMA (-march=native) and without, and so are the bytes of a resize.
 #if defined(__clang__)
 #pragma float_control(push)
 #pragma clang fp contract(off)
