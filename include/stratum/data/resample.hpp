@@ -18,9 +18,9 @@
 // the taps of each output are listed once (ResampleTaps), each needed input row is filtered
 // horizontally once into a small ring of rows, and the vertical sums run over whole rows, which
 // the compiler vectorises. The products are the same as stb's and are added in the order stb
-// adds them (ascending input position, from 0), and nothing is fused into a multiply-add (the
-// pragmas below, as for stb in stb.hpp), so the bytes are those of one stb call, in any build
-// and for any thread count: tests/test_image.cpp compares them on random images and sizes.
+// adds them (ascending input position, from 0), and nothing is fused into a multiply-add
+// (no_fp_contract.hpp, as for stb in stb.hpp), so the bytes are those of one stb call, in any
+// build and for any thread count: tests/test_image.cpp compares them on random images and sizes.
 #pragma once
 
 #include <algorithm>
@@ -32,15 +32,10 @@
 #include <Eigen/Core>
 
 #include "../parallel.hpp"
+#include "no_fp_contract.hpp"
 #include "stb.hpp"
 
-#if defined(__clang__)
-#pragma float_control(push)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#endif
+STRATUM_NO_FP_CONTRACT_BEGIN
 
 namespace stratum::detail {
 
@@ -236,8 +231,4 @@ inline void resample_rgb(const std::uint8_t* in, int in_width, int in_height, st
 
 }  // namespace stratum::detail
 
-#if defined(__clang__)
-#pragma float_control(pop)
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+STRATUM_NO_FP_CONTRACT_END

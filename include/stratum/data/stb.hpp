@@ -4,6 +4,8 @@
 // (If your program includes these stb headers itself, include stratum's headers first.)
 #pragma once
 
+#include "no_fp_contract.hpp"
+
 #if !__has_include(<stb_image.h>)
 #error "stratum's image support needs stb (Debian: libstb-dev); add its folder to the include path"
 #endif
@@ -18,23 +20,12 @@
 #define STB_IMAGE_RESIZE_STATIC
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #endif
-// stb_image_resize's arithmetic rounds each product as written: no fused multiply-add, which
-// GCC (in its GNU dialects) and Clang would otherwise form wherever the target has FMA. So its
+// stb_image_resize's arithmetic rounds each product as written (no_fp_contract.hpp), so its
 // filter weights, which stratum's own resampling loops use (resample.hpp), are the same in a
 // build with FMA (-march=native) and without, and so are the bytes of a resize.
-#if defined(__clang__)
-#pragma float_control(push)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#endif
+STRATUM_NO_FP_CONTRACT_BEGIN
 #include <stb_image_resize.h>
-#if defined(__clang__)
-#pragma float_control(pop)
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+STRATUM_NO_FP_CONTRACT_END
 
 #ifndef STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
