@@ -30,10 +30,15 @@ inline std::vector<float> random_buffer(Index size, std::uint64_t seed) {
   return v;
 }
 
+/// Reports images/s for a benchmark whose iterations each handle `images`.
+inline void report_images(benchmark::State& state, double images) {
+  state.counters["images/s"] = benchmark::Counter(images, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 /// Reports GFLOP/s and images/s for a benchmark whose iterations each do `flops` over `images`.
 inline void report(benchmark::State& state, double flops, double images) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["images/s"] = benchmark::Counter(images, benchmark::Counter::kIsIterationInvariantRate);
+  report_images(state, images);
 }
 
 }  // namespace stratum::bench

@@ -126,7 +126,7 @@ void letterbox_photo(benchmark::State& state) {
   const Image photo = bench_photo();
   const auto size = static_cast<int>(state.range(0));
   for (auto _ : state) benchmark::DoNotOptimize(letterbox(photo, size).image.pixels.data());
-  state.counters["images/s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+  report_images(state, 1);
 }
 
 void stb_resize_photo(benchmark::State& state) {
@@ -139,7 +139,7 @@ void stb_resize_photo(benchmark::State& state) {
       throw Error("stb_image_resize failed");
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["images/s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+  report_images(state, 1);
 }
 
 BENCHMARK(detector_network_forward)
