@@ -204,9 +204,12 @@ TEST_CASE("conv2d im2col and direct kernels match the reference on random shapes
     compare_with_reference<double>(cc, 100 + static_cast<std::uint64_t>(trial), 1e-12);
     compare_with_reference<float>(cc, 200 + static_cast<std::uint64_t>(trial), 2e-5);
   }
-  // The notebook's two layer shapes, on one image.
-  compare_with_reference<float>({1, 128, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
-  compare_with_reference<float>({1, 63, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
+  // The notebook's two layers (their row widths, channels and filters) on a few rows of one
+  // image: each output row is cut into the same blocks, panels and remainders as in the whole
+  // 128x128 and 63x63 images, whose reference loops took half of this test's time under ASan
+  // and under qemu.
+  compare_with_reference<float>({1, 7, 128, 3, 32, 3, 1, Padding::valid}, 7, 2e-5);
+  compare_with_reference<float>({1, 6, 63, 32, 64, 3, 1, Padding::valid}, 8, 2e-5);
   // Backward data on the direct kernels (stride 1, 8 to 64 channels), both paddings, odd sizes.
   compare_with_reference<float>({2, 9, 12, 16, 7, 3, 1, Padding::same}, 9, 2e-5);
   compare_with_reference<double>({3, 7, 5, 8, 5, 4, 1, Padding::same}, 10, 1e-12);
