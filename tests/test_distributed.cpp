@@ -1,10 +1,10 @@
-// Data-parallel training over MPI (include/stratum/distributed/): a program of its own, run by
-// CTest under `mpirun -np 2` and `-np 3` (tests/CMakeLists.txt). Every rank runs every test
-// case, in the same order, so the collective calls match.
+// Data-parallel training over MPI (include/stratum/distributed/): this file's test cases run
+// only under `mpirun -np 2` and `-np 3` (CTest's distributed_* entries, tests/CMakeLists.txt),
+// where test_main.cpp starts MPI. Every rank runs every test case, in the same order, so the
+// collective calls match.
 //
 // The reference for each distributed run is computed on every rank by the same training on one
 // process with the whole global batch, so each rank checks itself against it.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 #include <stratum/data/image_dataset.hpp>
 #include <stratum/distributed/bfloat16.hpp>
@@ -29,6 +29,9 @@
 #include <vector>
 
 using namespace stratum;
+
+// Its own namespace: the file is compiled in one translation unit with other test files.
+namespace distributed_test {
 
 namespace {
 
@@ -416,10 +419,4 @@ TEST_CASE("the ranks of one machine share its cores; STRATUM_NUM_THREADS overrid
   CHECK(cores_per_rank() == cores);
 }
 
-int main(int argc, char** argv) {
-  MpiSession mpi(argc, argv);
-  doctest::Context context(argc, argv);
-  // Rank 0 reports; the others print only their failures.
-  if (world().rank() != 0) context.setOption("minimal", true);
-  return context.run();
-}
+}  // namespace distributed_test

@@ -1,10 +1,19 @@
 // doctest's main() for the test programs. One program holds many test files, and each CTest
 // entry runs one file's test cases (--source-file), so a run whose filters select no test case
 // fails: a renamed file or a mistyped filter cannot pass by running nothing.
+//
+// Built with MPI (STRATUM_TEST_MPI), a run started by mpirun (the distributed tests) runs inside
+// MPI_Init ... MPI_Finalize, rank 0 reporting and the others printing only their failures; a run
+// started otherwise never calls MPI.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <iostream>
+#include <optional>
+
+#if defined(STRATUM_TEST_MPI)
+#include <stratum/distributed/communicator.hpp>
+#endif
 
 namespace {
 
@@ -34,7 +43,14 @@ struct SelectedTestCases : doctest::IReporter {
 DOCTEST_REGISTER_LISTENER("selected_test_cases", 1, SelectedTestCases);
 
 int main(int argc, char** argv) {
+#if defined(STRATUM_TEST_MPI)
+  std::optional<stratum::MpiSession> mpi;
+  if (stratum::launched_by_mpi()) mpi.emplace(argc, argv);
+#endif
   doctest::Context context(argc, argv);
+#if defined(STRATUM_TEST_MPI)
+  if (mpi && stratum::Communicator().rank() != 0) context.setOption("minimal", true);
+#endif
   const int result = context.run();
   if (result == 0 && SelectedTestCases::count == 0) {
     std::cerr << "no test case matches the filters:";
