@@ -12,47 +12,24 @@
 #   FUZZ_RUNS=-1 FUZZ_SECONDS=1800 FUZZ_SEED=0 bash scripts/test.sh
 # (seed 0 lets libFuzzer pick one).
 #
-# The three builds run one after the other, each on every core; each build's tests (and the
-# fuzzers, after the ASan build) run in the background meanwhile, so that no core waits for a
-# test that runs alone or for the last file of a build. Their output goes to build/test-logs/,
-# and is printed when something fails. Each step prints its wall-clock time, its CPU time and
-# when it began.
+# The optimised and the ASan builds run one after the other, each on every core; each build's
+# tests (and the fuzzers, after the ASan build) run in the background meanwhile, and the
+# AArch64 build and its tests run in the background from the start at the lowest priority, so
+# that no core waits for a test that runs alone or for the last file of a build. Their output
+# goes to build/test-logs/, and is printed when something fails. Each step prints its
+# wall-clock time, its CPU time and when it began.
 #
-# Time: fresh clones on the idle 2-core machine, one window of the host: 43a4992 took 18 min 41 s
-# (1121 s): release build 341 s (CPU 640 s), its tests 134 s; ASan build 362 s (CPU 661 s), its
-# tests 324 s; AArch64 build 344 s (CPU 632 s), tests under qemu 68 s. fdd9ce2 took 15 min 9 s
-# (909 s): release build 338 s (CPU 610 s), its tests 131 s; ASan build 304 s (CPU 550 s:
-# test_distributed at -O0), its tests 241 s (the convolution tests' reference once instead of
-# once per SIMD path, the scenes in ../shared left out); AArch64 build 187 s (CPU 137 s: the test
-# program at -O1), tests under qemu 75 s. 2887d8c, in a later window when the host ran about 15 %
-# faster (release build 281 s, CPU 539 s), took 12 min 36 s (756 s): ASan build 258 s, its tests
-# 195 s; AArch64 build 170 s, tests under qemu 43 s. CPU times are inflated where steps overlap
-# (on this virtual machine a process that waits for a core seems to be charged for it): the
-# AArch64 build at -O3 took 632 s of CPU beside the ASan tests, while its two test batches took
-# 218 s compiled two at a time with nothing else running.
-# Earlier: a fresh clone of 83c0e68 on the idle 2-core machine took 19 min 38 s (1178 s; 37 min 6 s
-# of CPU): release build 359 s (CPU 670 s), its tests 146 s; ASan build 390 s (CPU 712 s: the
-# quickstart and test_distributed, which the run below left out, are compiled in it), its tests
-# 338 s, the fuzzers 34 s and 32 s; AArch64 build 358 s (CPU 659 s), tests under qemu 65 s.
-# A fresh clone of 7bace80 (with the MPI tests) on the idle 2-core machine took 20 min 4 s
-# (34 min 33 s of CPU): release build 368 s (CPU 685 s), its tests 143 s in the background;
-# ASan build 402 s (CPU 536 s; the test program at -O0, see tests/CMakeLists.txt), its tests
-# 340 s (CPU 376 s) and the fuzzers 19 s / 31 s in the background; AArch64 build 362 s (CPU
-# 670 s), tests under qemu 66 s. A fresh clone of 3911bea, before the MPI work, took 21 min 2 s
-# (39 min 12 s of CPU): ASan build CPU 1024 s (test program at -O1) and its tests 173 s, the
-# fuzzers 300 s and 127 s of one core each (40,000 images, 400,000 model files), the two
-# mask_detector test programs compiled apart (86 s of CPU in the release build), the packaging
-# tests' consumers at -O3 (46 s of CPU each instead of 20 s). The builds, one after the other,
-# are the critical path: the goal of 9 minutes is not reached.
-# Before this layout (3414d6b: steps one after the other, four test batches, the fuzzers
-# in a build of their own, every test file cross-built), a fresh clone on an idle 2-core
-# machine took 18 min 49 s (33 min 10 s of CPU): release build 220 s and tests 34 s, ASan
-# build 405 s and tests 58 s, AArch64 build 184 s and tests 59 s, fuzz build 113 s and fuzzing
-# 56 s. Where a build's CPU goes (one translation unit, measured with /usr/bin/time): the
-# headers alone (stratum.hpp, doctest) cost 8.7 s with GCC -O3 and 7.0 s with Clang -O1, every
-# batch; the rest is the code the tests instantiate, which sanitizers make twice as costly
-# (test_activations.cpp: 15.0 s with Clang -O1 -g1, 22.9 s with ASan+UBSan) and which -O2
-# instead of -O3 makes only 6 % cheaper (GCC 12, x86-64 and AArch64 alike).
+# Time, fresh clones on the idle 2-core machine (packages present), one window of the host
+# (2026-12-01, an Intel Xeon with AVX-512): 98ad6f6, the builds one after the other, took
+# 740 s (770 s with the packages installed first; 1,395 s of CPU): release build 284 s (CPU
+# 501 s), ASan build 223 s, AArch64 build 159 s and its tests 69 s, the ASan tests (228 s)
+# beside the last two. Then, each change measured in turn: the release test program at -O1
+# and the convolution test's notebook shapes on a few rows, 585 s (1,137 s of CPU); the
+# data-parallel tests in stratum_tests, 580 s (1,088 s); the test program in one unity batch,
+# 541 s (950 s of CPU: release build 142 s, ASan build 202 s, the AArch64 build 170 s beside
+# the ASan tests, whose end it waited for); the AArch64 steps in the background from the
+# start, below. tests/CMakeLists.txt says what each choice saves. Earlier layouts: 15 to 21
+# minutes on the same kind of machine (an AMD Zen 3 then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,19 +74,22 @@ for preset in release asan aarch64; do
 done
 background_steps=()
 
-for preset in release asan aarch64; do
+# The AArch64 cross-build and its tests under qemu, from the start, in the background and at
+# the lowest priority: they take the CPU time the other builds leave, such as a core that
+# waits while the other compiles the last file of a build. (The AArch64 build has no
+# examples, so no mask_detector tests; the packaging tests check CMake's install and
+# find_package on the build machine, the same for every CPU.)
+background "aarch64 build and tests" nice -n 19 bash -c \
+  "cmake --build --preset aarch64 -j $jobs && ctest --preset aarch64 -j $jobs -LE packaging"
+
+for preset in release asan; do
   echo "== ${preset}: build"
   TIMEFORMAT="== ${preset} build: %0R s (CPU %0U s user, %0S s sys), began at $SECONDS s"
   time cmake --build --preset "$preset" -j "$jobs"
   exclude=()
-  case "$preset" in
-    # Once is enough for the packaging tests (they build a separate project against the
-    # library) and for the smoke run on real photos (minutes of decoding under ASan).
-    asan) exclude=(-LE "packaging|realdata") ;;
-    # The AArch64 build has no examples, so no mask_detector tests; the packaging tests check
-    # CMake's install and find_package on the build machine, the same for every CPU.
-    aarch64) exclude=(-LE "packaging") ;;
-  esac
+  # Once is enough for the packaging tests (they build a separate project against the
+  # library) and for the smoke run on real photos (minutes of decoding under ASan).
+  if [[ "$preset" == asan ]]; then exclude=(-LE "packaging|realdata"); fi
   background "${preset} tests" ctest --preset "$preset" -j "$jobs" "${exclude[@]}"
   if [[ "$preset" == asan ]]; then
     # Each fuzz target is a single process: both run at once.
