@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 #include <stratum/stratum.hpp>
 
+#include <cstdint>
 #include <set>
 
 using namespace stratum;
@@ -38,6 +39,19 @@ TEST_CASE("Tensor: resize keeps the buffer when the size does not grow") {
   t.resize({2, 8});
   t.resize({4, 8});
   CHECK(t.data() == before);
+}
+
+TEST_CASE("Tensor: every buffer starts on a cache line, in every build") {
+  // Small blocks and large ones (glibc serves those by mmap, 16 bytes past a page boundary);
+  // a build without -march would give Eigen's 16-byte alignment.
+  for (Index n : {Index{1}, Index{7}, Index{1000}, Index{300000}, Index{5000000}}) {
+    Tensor<float> f({n});
+    Tensor<double> d({n, 1});
+    CHECK(reinterpret_cast<std::uintptr_t>(f.data()) % 64 == 0);
+    CHECK(reinterpret_cast<std::uintptr_t>(d.data()) % 64 == 0);
+  }
+  AlignedVector<float> workspace(12345);
+  CHECK(reinterpret_cast<std::uintptr_t>(workspace.data()) % 64 == 0);
 }
 
 TEST_CASE("Random: reproducible, uniform, unbiased shuffles") {

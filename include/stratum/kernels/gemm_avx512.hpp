@@ -1,11 +1,6 @@
 // The AVX-512 micro-kernel of gemm.hpp: a block of 8 rows x 32 columns of C in 16 zmm registers.
 //
-//   per k: load B[k, j..j+32) (2 vectors),           B panel (K x 32)        C block (8 x 32)
-//          broadcast A[i..i+8, k] one by one,         k -> [ b0 | b1 ]        [ acc[0][0] |
-//          acc[0][1] ] 16 fused multiply-adds                                             [    ...
-//          |    ...    ]
-//                                                                             [ acc[7][0] |
-//                                                                             acc[7][1] ]
+//   per k: load B[k, j..j+32) (2 vectors), broadcast A[i..i+8, k] one by one, 16 FMAs
 //
 // A panel narrower than 32 columns (the last one) uses masked loads and stores. Compiled for
 // AVX-512F with the target attribute whatever the build's flags (simd_path.hpp).
@@ -20,8 +15,12 @@
 
 namespace stratum::kernels::detail {
 
-/// C[0..R) x [0..32) (masked to the panel's width) = A[0..R) x B[:, 0..32) (+ C).
-template <int R>
+/// C[0..R) x [0..32) = A[0..R) x B[:, 0..32) (+ C); with Masked, only the first `width`
+/// columns are read and written. Full panels use plain loads and stores: in a build without
+/// -march (the kernel compiled through the target attribute, generic tuning), GCC 12 kept the
+/// two masks on the stack and reloaded them into mask registers at every k, which made the
+/// notebook's inference 15-30 % slower than in a -march=native build on an AVX-512 Xeon.
+template <int R, bool Masked>
 STRATUM_TARGET_AVX512 inline void gemm_block_avx512(Index K, const float* a, Index a_row_stride,
                                                     Index a_col_stride, const float* b, Index ldb,
                                                     float* c, Index ldc, bool accumulate,
@@ -35,8 +34,9 @@ STRATUM_TARGET_AVX512 inline void gemm_block_avx512(Index K, const float* a, Ind
   STRATUM_UNROLL
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (Index k = 0; k < K; ++k) {
-    const __m512 b0 = _mm512_maskz_loadu_ps(mask0, b + k * ldb);
-    const __m512 b1 = _mm512_maskz_loadu_ps(mask1, b + k * ldb + 16);
+    const float* bk = b + k * ldb;
+    const __m512 b0 = Masked ? _mm512_maskz_loadu_ps(mask0, bk) : _mm512_loadu_ps(bk);
+    const __m512 b1 = Masked ? _mm512_maskz_loadu_ps(mask1, bk + 16) : _mm512_loadu_ps(bk + 16);
     const float* ak = a + k * a_col_stride;
     STRATUM_UNROLL
     for (int r = 0; r < R; ++r) {
@@ -48,12 +48,21 @@ STRATUM_TARGET_AVX512 inline void gemm_block_avx512(Index K, const float* a, Ind
   STRATUM_UNROLL
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    if (accumulate) {
-      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(mask0, cr));
-      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(mask1, cr + 16));
+    if constexpr (Masked) {
+      if (accumulate) {
+        acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(mask0, cr));
+        acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(mask1, cr + 16));
+      }
+      _mm512_mask_storeu_ps(cr, mask0, acc[r][0]);
+      _mm512_mask_storeu_ps(cr + 16, mask1, acc[r][1]);
+    } else {
+      if (accumulate) {
+        acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(cr));
+        acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(cr + 16));
+      }
+      _mm512_storeu_ps(cr, acc[r][0]);
+      _mm512_storeu_ps(cr + 16, acc[r][1]);
     }
-    _mm512_mask_storeu_ps(cr, mask0, acc[r][0]);
-    _mm512_mask_storeu_ps(cr + 16, mask1, acc[r][1]);
   }
 }
 
@@ -64,19 +73,30 @@ struct GemmAvx512 {
   STRATUM_TARGET_AVX512 static void panel(Index M, Index width, Index K, const float* a,
                                           Index a_row_stride, Index a_col_stride, const float* b,
                                           Index ldb, float* c, Index ldc, bool accumulate) {
-    // Blocks of 8 rows; a remainder of 1 to 4 rows joins the last block (up to 12 rows, 24
-    // accumulators, still within the 32 registers), since a block of few rows issues few FMAs
-    // per load: M = 9 (the first layer's weight gradient, 3x3 taps of 3 channels) runs as one
-    // block of 9 rather than 8 + 1.
+    if (width == columns)
+      blocks<false>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
+    else
+      blocks<true>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
+  }
+
+ private:
+  // Blocks of 8 rows; a remainder of 1 to 4 rows joins the last block (up to 12 rows, 24
+  // accumulators, still within the 32 registers), since a block of few rows issues few FMAs
+  // per load: M = 9 (the first layer's weight gradient, 3x3 taps of 3 channels) runs as one
+  // block of 9 rather than 8 + 1.
+  template <bool Masked>
+  STRATUM_TARGET_AVX512 static void blocks(Index M, Index width, Index K, const float* a,
+                                           Index a_row_stride, Index a_col_stride, const float* b,
+                                           Index ldb, float* c, Index ldc, bool accumulate) {
     const Index i = gemm_last_block_start(M, rows, /*merge_up_to=*/4);
     for (Index r = 0; r < i; r += rows)
-      gemm_block_avx512<rows>(K, a + r * a_row_stride, a_row_stride, a_col_stride, b, ldb,
-                              c + r * ldc, ldc, accumulate, width);
+      gemm_block_avx512<rows, Masked>(K, a + r * a_row_stride, a_row_stride, a_col_stride, b, ldb,
+                                      c + r * ldc, ldc, accumulate, width);
     const float* ai = a + i * a_row_stride;
     float* ci = c + i * ldc;
     with_block_rows<12>(M - i, [&](auto block_rows) {
-      gemm_block_avx512<decltype(block_rows)::value>(K, ai, a_row_stride, a_col_stride, b, ldb, ci,
-                                                     ldc, accumulate, width);
+      gemm_block_avx512<decltype(block_rows)::value, Masked>(K, ai, a_row_stride, a_col_stride, b,
+                                                             ldb, ci, ldc, accumulate, width);
     });
   }
 };
