@@ -66,6 +66,10 @@ STRATUM_TARGET_AVX512 inline void gemm_block_avx512(Index K, const float* a, Ind
   }
 }
 
+// (panel and blocks have the shape of GemmAvx2's. Each kernel keeps its own, declared with its
+// target attribute: a helper shared by both would be compiled for the baseline target, and
+// GCC does not inline a function compiled for AVX-512 or AVX2 into it, so every block would
+// become a call.)
 struct GemmAvx512 {
   static constexpr Index rows = 8, columns = 32;
 
