@@ -21,7 +21,7 @@
 #
 # Time, fresh clones on the idle 2-core machine (packages present), one window of the host
 # (2026-12-01, an Intel Xeon with AVX-512): 98ad6f6, the builds one after the other, took
-# 740 s (770 s with the packages installed first; 1,395 s of CPU): release build 284 s (CPU
+# 770 s, about 30 s of it installing the packages (1,395 s of CPU): release build 284 s (CPU
 # 501 s), ASan build 223 s, AArch64 build 159 s and its tests 69 s, the ASan tests (228 s)
 # beside the last two. Then, each change measured in turn: the release test program at -O1
 # and the convolution test's notebook shapes on a few rows, 585 s (1,137 s of CPU); the

@@ -18,8 +18,9 @@ namespace stratum::kernels::detail {
 /// C[0..R) x [0..32) = A[0..R) x B[:, 0..32) (+ C); with Masked, only the first `width`
 /// columns are read and written. Full panels use plain loads and stores: in a build without
 /// -march (the kernel compiled through the target attribute, generic tuning), GCC 12 kept the
-/// two masks on the stack and reloaded them into mask registers at every k, which made the
-/// notebook's inference 15-30 % slower than in a -march=native build on an AVX-512 Xeon.
+/// two masks on the stack and reloaded them into mask registers at every k (two `kmovw` from
+/// memory in the inner loop, which the -march=native build does not have). Measured alone, the
+/// change was within the noise of alternating runs (docs/kernels.md, "A fourth window").
 template <int R, bool Masked>
 STRATUM_TARGET_AVX512 inline void gemm_block_avx512(Index K, const float* a, Index a_row_stride,
                                                     Index a_col_stride, const float* b, Index ldb,
