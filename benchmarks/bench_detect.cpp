@@ -12,8 +12,13 @@
 //                               filters in stratum's loops, data/resample.hpp, on the 2 threads)
 //   stb_resize_photo/S          the same resize by one stb_image_resize call (one thread), which
 //                               gives the same bytes: what the letterbox cost before
+//   detect_shipped_scene        all of detect_jpeg_photo with the models `detect` ships
+//                               (models/: the detector at its letterbox size, and the compact
+//                               classifier labelling each face it finds) on a real test scene
+//                               with faces, maksssksksss232 of ../shared (400 x 300, 5 faces)
+//                               enlarged to 640 x 480; skipped when the scenes are not there
 //
-// S is the letterbox side: 384 (train-detector's default) and 512 (the reference detector's).
+// S is the letterbox side: 384 and 512 (the shipped detector's and the reference detector's).
 // Counters: "GFLOP" the network's forward pass per photo (2 per multiply-add of its Conv2D
 // layers), "GFLOP/s" that over the wall time, "images/s".
 //
@@ -121,6 +126,34 @@ void detect_jpeg_photo(benchmark::State& state) {
   report_detector(state, detector.network());
 }
 
+void detect_shipped_scene(benchmark::State& state) {
+  const TwoThreads threads;
+  const std::filesystem::path scene =
+      std::filesystem::path(STRATUM_SHARED_DETECTION_DATASET) / "images" / "maksssksksss232.jpg";
+  if (!std::filesystem::exists(scene)) {
+    state.SkipWithError(("no scene at " + scene.string()).c_str());
+    return;
+  }
+  auto detector = mask_detection::Detector::load(STRATUM_SHIPPED_DETECTOR, STRATUM_SHIPPED_MODEL);
+  const Image photo = resize_image(load_image(scene.string()), 640, 480);
+  const auto path = std::filesystem::temp_directory_path() / "stratum-bench-scene.jpg";
+  if (!stbi_write_jpg(path.string().c_str(), photo.width, photo.height, 3, photo.pixels.data(), 90))
+    throw IoError("cannot write '" + path.string() + "'");
+  const std::vector<std::uint8_t> jpeg = read_file(path);
+  std::filesystem::remove(path);
+  const mask_detection::DetectorOptions options = detector.default_options();
+  std::size_t found = 0;
+  for (auto _ : state) {
+    const Image decoded = decode_image(jpeg, "scene.jpg");
+    const auto detections = detector.detect(decoded, options);
+    found = detections.size();
+    benchmark::DoNotOptimize(
+        mask_detection::draw_detections(decoded, detections, detector.class_names()).pixels.data());
+  }
+  state.counters["faces"] = double(found);
+  report_detector(state, detector.network());
+}
+
 void letterbox_photo(benchmark::State& state) {
   const TwoThreads threads;
   const Image photo = bench_photo();
@@ -131,7 +164,8 @@ void letterbox_photo(benchmark::State& state) {
 
 void stb_resize_photo(benchmark::State& state) {
   const Image photo = bench_photo();
-  const Letterbox g = letterbox_geometry(photo.width, photo.height, static_cast<int>(state.range(0)));
+  const Letterbox g =
+      letterbox_geometry(photo.width, photo.height, static_cast<int>(state.range(0)));
   std::vector<std::uint8_t> out(static_cast<std::size_t>(g.resized_width * g.resized_height * 3));
   for (auto _ : state) {
     if (!stbir_resize_uint8(photo.pixels.data(), photo.width, photo.height, 0, out.data(),
@@ -160,6 +194,7 @@ BENCHMARK(detect_jpeg_photo)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2);
+BENCHMARK(detect_shipped_scene)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
 BENCHMARK(letterbox_photo)->Arg(384)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(stb_resize_photo)->Arg(384)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 

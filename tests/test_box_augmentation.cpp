@@ -198,6 +198,47 @@ TEST_CASE("box augmentation: colour follows brightness, contrast and saturation"
   }
 }
 
+TEST_CASE("box augmentation: a crop of a larger letterbox has that letterbox's scale") {
+  const int width = 300, height = 200, size = 64, letterbox = 256;
+  const std::vector<LabelledBox> boxes{{{20, 30, 60, 80}, 0}, {{150, 90, 200, 130}, 1}};
+  const auto scene = box_augmentation_scene(width, height, boxes);
+  BoxAugmentationOptions o = geometry_only();
+  o.horizontal_flip = false;
+  o.letterbox_size = letterbox;
+  const BoxAugmenter augmenter(3, size, o);
+  CHECK(augmenter.size() == size);
+  CHECK(augmenter.letterbox_size() == letterbox);
+  CHECK(BoxAugmenter(3, size).letterbox_size() == size);
+  const float letterbox_scale = float(letterbox) / float(width);
+  std::vector<float> crop(std::size_t(size) * size * 3),
+      whole(std::size_t(letterbox) * letterbox * 3);
+  for (std::uint64_t draw = 0; draw < 20; ++draw) {
+    CAPTURE(draw);
+    const SceneTransform t = augmenter.transform(draw, width, height);
+    CHECK(t.size == size);
+    const double factor = t.scale / letterbox_scale;
+    CHECK(factor >= o.min_scale - 1e-6);
+    CHECK(factor <= o.max_scale + 1e-6);
+    // A window of the scene: it is larger than the sample at every drawn scale.
+    CHECK(t.offset_x <= 0);
+    CHECK(t.offset_x >= size - width * t.scale - 1e-3f);
+    CHECK(t.offset_y <= 0);
+    CHECK(t.offset_y >= size - height * t.scale - 1e-3f);
+    // Its pixels are the top-left corner of the same view rendered at the letterbox's side.
+    augmenter.augment(scene.data(), width, height, boxes, crop.data(), draw);
+    SceneTransform view = t;
+    view.size = letterbox;
+    view.render(scene.data(), width, height, whole.data());
+    int differ = 0;
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size * 3; ++x)
+        differ += crop[std::size_t(y * size * 3 + x)] != whole[std::size_t(y * letterbox * 3 + x)];
+    CHECK(differ == 0);
+  }
+  o.letterbox_size = -1;
+  CHECK_THROWS_AS(BoxAugmenter(1, size, o), Error);
+}
+
 TEST_CASE("box augmentation: a seed reproduces every sample, on any thread") {
   const int width = 90, height = 60, size = 48;
   const std::vector<LabelledBox> boxes{{{10, 10, 40, 30}, 0}, {{50, 20, 85, 55}, 1}};

@@ -5,8 +5,11 @@
 #include <stratum/data/image.hpp>
 #include <stratum/model/graph_serialization.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "run_mask_detector.hpp"
 #include "temp_dir.hpp"
@@ -117,7 +120,8 @@ TEST_CASE("train-detector and evaluate-detector on a small scene folder") {
                              quote_path(dir.path() / "cache") + " --threads 2";
 
   const DetectorRun train = run_detector_command(
-      "train-detector " + common + " --epochs 2 --batch 4 --input-size 64 --quiet --out " +
+      "train-detector " + common +
+      " --design one-stage --epochs 2 --batch 4 --input-size 64 --crop-size 64 --quiet --out " +
       quote_path(model));
   INFO(train.output);
   REQUIRE(train.exit_code == 0);
@@ -135,6 +139,7 @@ TEST_CASE("train-detector and evaluate-detector on a small scene folder") {
   std::getline(csv, header);
   CHECK(header.find("val_ap50") != std::string::npos);
   CHECK(header.find("heatmap_loss") != std::string::npos);
+  CHECK(header.find("val_loss") != std::string::npos);  // whole letterboxes: a validation loss
 
   // The contract with `detect`: the metadata and the three outputs in order.
   auto loaded = stratum::load_graph_model<float>(model);
@@ -189,6 +194,8 @@ TEST_CASE("train-detector and evaluate-detector, face-then-classifier design") {
   REQUIRE(trained.exit_code == 0);
   // Validation scores the face heatmap as one class.
   CHECK(trained.output.find("validation AP50: face ") != std::string::npos);
+  // By default it trains on windows of 3/4 of the letterbox, rounded down to a multiple of 32.
+  CHECK(trained.output.find("Input 32x32 crops of 64x64 letterboxes") != std::string::npos);
   auto loaded = stratum::load_graph_model<float>(model);
   CHECK(loaded.metadata["design"] == "face-then-classifier");
   CHECK(loaded.metadata["classes"] == "face");
@@ -209,6 +216,57 @@ TEST_CASE("train-detector and evaluate-detector, face-then-classifier design") {
                            " --classifier " + quote_path(dir.path() / "missing.stmodel"));
   CHECK(no_classifier.exit_code != 0);
   CHECK(no_classifier.output.find("missing.stmodel") != std::string::npos);
+}
+
+TEST_CASE("train-detector --crop-size trains on crops and saves the network at its letterbox") {
+  stratum::testing::TempDir dir;
+  const fs::path data = dir.path() / "scenes";
+  const fs::path test_list = make_scene_folder(data, 24);  // 2 of them validate
+  const fs::path model = dir.path() / "crops.stmodel";
+  const std::string common = "train-detector --data " + quote_path(data) + " --test-list " +
+                             quote_path(test_list) + " --no-cache --threads 2 --batch 4 " +
+                             "--input-size 64 --epochs 1 --quiet --out " + quote_path(model);
+  const DetectorRun trained =
+      run_detector_command(common + " --crop-size 32 --min-scale 0.9 --max-scale 1.1");
+  INFO(trained.output);
+  REQUIRE(trained.exit_code == 0);
+  CHECK(trained.output.find("Input 32x32 crops of 64x64 letterboxes") != std::string::npos);
+  CHECK(trained.output.find("validation AP50: ") != std::string::npos);
+  auto loaded = stratum::load_graph_model<float>(model);
+  CHECK(loaded.metadata["input_size"] == "64");
+  CHECK(loaded.model->shape(loaded.model->input_node(0)) == stratum::Shape{64, 64, 3});
+  CHECK(loaded.model->shape(loaded.model->output_node(0)) == stratum::Shape{16, 16, 1});
+  CHECK(loaded.metadata["run_settings"].find("crop_size=32 scales=0.9-1.1") != std::string::npos);
+  // The crops are smaller than the letterbox, so the history has a validation AP but no
+  // validation loss (its column is empty).
+  std::ifstream csv(dir.path() / "crops.history.csv");
+  auto fields = [&csv] {
+    std::string line, field;
+    std::getline(csv, line);
+    std::vector<std::string> out;
+    std::istringstream in(line);
+    while (std::getline(in, field, ',')) out.push_back(field);
+    return out;
+  };
+  const std::vector<std::string> header = fields(), first_epoch = fields();
+  const auto column = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+  };
+  REQUIRE(column("val_ap50") < first_epoch.size());
+  CHECK_FALSE(first_epoch[column("val_ap50")].empty());
+  REQUIRE(column("val_loss") < first_epoch.size());
+  CHECK(first_epoch[column("val_loss")].empty());
+
+  for (const std::string bad :
+       {" --crop-size 96", " --crop-size 48", " --crop-size 32 --no-augment",
+        " --min-scale 1.5 --max-scale 1.2"}) {
+    CAPTURE(bad);
+    const DetectorRun refused = run_detector_command(common + bad);
+    CHECK(refused.exit_code != 0);
+    // The message names the option at fault.
+    CHECK((refused.output.find("--crop-size") != std::string::npos ||
+           refused.output.find("--min-scale") != std::string::npos));
+  }
 }
 
 TEST_CASE("train-detector --resume needs a checkpoint") {

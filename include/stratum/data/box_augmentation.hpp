@@ -2,13 +2,17 @@
 // boxes move with the pixels.
 //
 // Geometry: one scale-and-shift per sample from the scene (W x H) to the square network input
-// (S x S), then an optional mirror. A source point (x, y) (continuous pixel coordinates,
-// detection/box.hpp) lands at
+// (S x S), then an optional mirror. The scale is that of the scene's letterbox to a side L
+// (`letterbox_size`, by default S itself): with L > S a sample is an S x S window of the scene
+// as it would be letterboxed to L, so a network can train on small crops at the scale it will
+// detect at on whole L x L letterboxes (a fully convolutional network does not care that the
+// two sizes differ), for (S / L)^2 of the cost a sample. A source point (x, y) (continuous pixel
+// coordinates, detection/box.hpp) lands at
 //
 //   x' = x s + offset_x,   y' = y s + offset_y,   then x' -> S - x' on a horizontal flip,
 //
-// with s = letterbox scale (letterbox.hpp) times a factor drawn in [min_scale, max_scale]: below
-// 1 the scene shrinks inside the square (more padding, smaller faces), above 1 it is cropped.
+// with s = letterbox scale to L (letterbox.hpp) times a factor drawn in [min_scale, max_scale]:
+// below 1 the scene shrinks inside the square (more padding, smaller faces), above 1 it is cropped.
 // offset_x is drawn uniformly between 0 and S - W s (whichever is smaller first), so a scene
 // smaller than the square is placed anywhere inside it and a larger one is cut by a window
 // anywhere inside it: never more padding than the scale requires. The same for y.
@@ -59,6 +63,7 @@ struct BoxAugmentationOptions {
   double max_contrast = 0.2;    // factor in [1 - c, 1 + c]
   double max_saturation = 0.3;  // factor in [1 - t, 1 + t]
   double min_visible = 0.5;     // keep a cut box if this fraction of its area stays visible
+  int letterbox_size = 0;       // L of the file comment; 0: the sample's side
 };
 
 /// The transform of one sample: geometry and colour (see the file comment).
@@ -196,9 +201,15 @@ class BoxAugmenter final : public SampleNumbers {
       throw Error("BoxAugmenter: brightness, contrast and saturation ranges must be in [0, 1]");
     if (!(options.min_visible > 0 && options.min_visible <= 1))
       throw Error("BoxAugmenter: min_visible must be in (0, 1]");
+    if (options.letterbox_size < 0)
+      throw Error("BoxAugmenter: the letterbox size must be positive (or 0: the sample size)");
   }
 
   [[nodiscard]] int size() const { return size_; }
+  /// L of the file comment: the side of the letterbox whose scale the samples have.
+  [[nodiscard]] int letterbox_size() const {
+    return options_.letterbox_size > 0 ? options_.letterbox_size : size_;
+  }
   [[nodiscard]] const BoxAugmentationOptions& options() const { return options_; }
 
   /// Sample number `draw`'s transform of a width x height scene. Every number is drawn whether
@@ -212,7 +223,8 @@ class BoxAugmenter final : public SampleNumbers {
     const double contrast = 1 + rng.uniform(-1, 1) * options_.max_contrast;
     const double saturation = 1 + rng.uniform(-1, 1) * options_.max_saturation;
 
-    SceneTransform t = SceneTransform::letterbox(width, height, size_);
+    SceneTransform t = SceneTransform::letterbox(width, height, letterbox_size());
+    t.size = size_;
     t.scale = static_cast<float>(t.scale * factor);
     auto offset = [&](int side, double place) {  // between 0 and S - side s
       const double room = size_ - side * static_cast<double>(t.scale);
