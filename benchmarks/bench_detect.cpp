@@ -15,8 +15,9 @@
 //   detect_shipped_scene        all of detect_jpeg_photo with the models `detect` ships
 //                               (models/: the detector at its letterbox size, and the compact
 //                               classifier labelling each face it finds) on a real test scene
-//                               with faces, maksssksksss232 of ../shared (400 x 300, 5 faces)
-//                               enlarged to 640 x 480; skipped when the scenes are not there
+//                               with faces, maksssksksss232 of ../shared (400 x 300, 5 faces
+//                               annotated) enlarged to 640 x 480; skipped when the scenes are
+//                               not there. Counter "detections": the faces it reports
 //
 // S is the letterbox side: 384 and 512 (the shipped detector's and the reference detector's).
 // Counters: "GFLOP" the network's forward pass per photo (2 per multiply-add of its Conv2D
@@ -106,24 +107,28 @@ void detect_photo(benchmark::State& state) {
   report_detector(state, detector.network());
 }
 
+/// All of `detect` but the file I/O, on `photo` stored as a JPEG (quality 90): decode, detect,
+/// draw. Counts the detections of the last run.
+void detect_from_jpeg(benchmark::State& state, mask_detection::Detector& detector,
+                      const Image& photo) {
+  const std::vector<std::uint8_t> jpeg = encode_jpeg(photo, 90);
+  const mask_detection::DetectorOptions options = detector.default_options();
+  std::size_t found = 0;
+  for (auto _ : state) {
+    const Image decoded = decode_image(jpeg, "photo.jpg");
+    const auto detections = detector.detect(decoded, options);
+    found = detections.size();
+    benchmark::DoNotOptimize(
+        mask_detection::draw_detections(decoded, detections, detector.class_names()).pixels.data());
+  }
+  state.counters["detections"] = double(found);
+  report_detector(state, detector.network());
+}
+
 void detect_jpeg_photo(benchmark::State& state) {
   const TwoThreads threads;
   auto detector = bench_detector(static_cast<int>(state.range(0)));
-  const Image photo = bench_photo();
-  // The photo as a JPEG file's bytes (quality 90), as detect reads it.
-  const auto path = std::filesystem::temp_directory_path() / "stratum-bench-detect.jpg";
-  if (!stbi_write_jpg(path.string().c_str(), photo.width, photo.height, 3, photo.pixels.data(), 90))
-    throw IoError("cannot write '" + path.string() + "'");
-  const std::vector<std::uint8_t> jpeg = read_file(path);
-  std::filesystem::remove(path);
-  const mask_detection::DetectorOptions options;
-  for (auto _ : state) {
-    const Image decoded = decode_image(jpeg, "photo.jpg");
-    const auto found = detector.detect(decoded, options);
-    benchmark::DoNotOptimize(
-        mask_detection::draw_detections(decoded, found, detector.class_names()).pixels.data());
-  }
-  report_detector(state, detector.network());
+  detect_from_jpeg(state, detector, bench_photo());
 }
 
 void detect_shipped_scene(benchmark::State& state) {
@@ -135,23 +140,7 @@ void detect_shipped_scene(benchmark::State& state) {
     return;
   }
   auto detector = mask_detection::Detector::load(STRATUM_SHIPPED_DETECTOR, STRATUM_SHIPPED_MODEL);
-  const Image photo = resize_image(load_image(scene.string()), 640, 480);
-  const auto path = std::filesystem::temp_directory_path() / "stratum-bench-scene.jpg";
-  if (!stbi_write_jpg(path.string().c_str(), photo.width, photo.height, 3, photo.pixels.data(), 90))
-    throw IoError("cannot write '" + path.string() + "'");
-  const std::vector<std::uint8_t> jpeg = read_file(path);
-  std::filesystem::remove(path);
-  const mask_detection::DetectorOptions options = detector.default_options();
-  std::size_t found = 0;
-  for (auto _ : state) {
-    const Image decoded = decode_image(jpeg, "scene.jpg");
-    const auto detections = detector.detect(decoded, options);
-    found = detections.size();
-    benchmark::DoNotOptimize(
-        mask_detection::draw_detections(decoded, detections, detector.class_names()).pixels.data());
-  }
-  state.counters["faces"] = double(found);
-  report_detector(state, detector.network());
+  detect_from_jpeg(state, detector, resize_image(load_image(scene), 640, 480));
 }
 
 void letterbox_photo(benchmark::State& state) {

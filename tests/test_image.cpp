@@ -62,6 +62,15 @@ TEST_CASE("JPEG baseline and progressive, BMP, GIF") {
     REQUIRE(stbi_write_jpg(path.string().c_str(), 8, 6, 3, rgb.data(), 100));
     check_gradient(load_image(path), 12);  // lossy, chroma subsampled
   }
+  SUBCASE("baseline JPEG encoded in memory (encode_jpeg): the file's bytes") {
+    const auto path = dir.path() / "a.jpg";
+    REQUIRE(stbi_write_jpg(path.string().c_str(), 8, 6, 3, rgb.data(), 100));
+    const Image image{8, 6, rgb};
+    CHECK(encode_jpeg(image, 100) == file_bytes(path));
+    check_gradient(decode_image(encode_jpeg(image, 100), "a.jpg"), 12);
+    CHECK_THROWS_WITH_AS(encode_jpeg(image, 0), doctest::Contains("encode_jpeg"), Error);
+    CHECK_THROWS_AS(encode_jpeg(image, 101), Error);
+  }
   SUBCASE("progressive JPEG") {
     const Image image = load_image(STRATUM_TEST_DATA_DIR "/progressive.jpg");
     REQUIRE(image.width == 24);

@@ -28,7 +28,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <numbers>
 #include <string>
@@ -98,18 +97,7 @@ inline Image jpeg_compress(const Image& image, int quality) {
   detail::check_corruptible(image, "jpeg_compress");
   if (quality < 1 || quality > 100)
     throw Error("jpeg_compress: the quality must be 1 to 100, not " + std::to_string(quality));
-  std::vector<std::uint8_t> bytes;
-  // (resize and memcpy rather than insert: GCC 12 warns, wrongly, about insert inlined here)
-  auto append = [](void* context, void* data, int size) {
-    auto* out = static_cast<std::vector<std::uint8_t>*>(context);
-    const std::size_t end = out->size();
-    out->resize(end + static_cast<std::size_t>(size));
-    std::memcpy(out->data() + end, data, static_cast<std::size_t>(size));
-  };
-  if (!stbi_write_jpg_to_func(append, &bytes, image.width, image.height, 3, image.pixels.data(),
-                              quality))
-    throw Error("jpeg_compress: stb_image_write could not encode a " + std::to_string(image.width) +
-                "x" + std::to_string(image.height) + " image");
+  const std::vector<std::uint8_t> bytes = encode_jpeg(image, quality);
   int width = 0, height = 0, channels = 0;
   stbi_uc* rgb = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width,
                                        &height, &channels, 3);

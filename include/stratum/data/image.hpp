@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <span>
@@ -97,7 +98,8 @@ inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string
   image.width = width;
   image.height = height;
   image.pixels.resize(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3);
-  for (std::size_t p = 0; p < static_cast<std::size_t>(width) * static_cast<std::size_t>(height); ++p) {
+  for (std::size_t p = 0; p < static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+       ++p) {
     const unsigned alpha = rgba[4 * p + 3];
     for (std::size_t c = 0; c < 3; ++c)
       image.pixels[3 * p + c] = static_cast<std::uint8_t>(
@@ -109,6 +111,25 @@ inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string
 
 inline Image load_image(const std::filesystem::path& path, Rgb background = white) {
   return decode_image(read_file(path), path.string(), background);
+}
+
+/// `image` as a JPEG file's bytes at `quality` (1 to 100), encoded by stb_image_write in memory.
+inline std::vector<std::uint8_t> encode_jpeg(const Image& image, int quality) {
+  if (quality < 1 || quality > 100)
+    throw Error("encode_jpeg: the quality must be 1 to 100, not " + std::to_string(quality));
+  std::vector<std::uint8_t> bytes;
+  // (resize and memcpy rather than insert: GCC 12 warns, wrongly, about insert inlined here)
+  auto append = [](void* context, void* data, int size) {
+    auto* out = static_cast<std::vector<std::uint8_t>*>(context);
+    const std::size_t end = out->size();
+    out->resize(end + static_cast<std::size_t>(size));
+    std::memcpy(out->data() + end, data, static_cast<std::size_t>(size));
+  };
+  if (!stbi_write_jpg_to_func(append, &bytes, image.width, image.height, 3, image.pixels.data(),
+                              quality))
+    throw Error("encode_jpeg: stb_image_write could not encode a " + std::to_string(image.width) +
+                "x" + std::to_string(image.height) + " image");
+  return bytes;
 }
 
 /// Resamples `image` to width x height into `out`, whose rows start `out_row_bytes` apart (a
