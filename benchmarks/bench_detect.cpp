@@ -1,27 +1,31 @@
 // `mask_detector detect` on one 640 x 480 photo, with 2 threads: the target is at most
 // 25 ms a photo, decoding included.
 //
-//   detector_network_forward/S  the network alone on an S x S input (one image), as `detect`
-//                               runs it: batch normalisation folded into the convolutions
-//   detect_photo/S              what Detector::detect does: letterbox the photo to S x S, the
-//                               network, CenterNet decoding (3x3 peaks, top 100), NMS, boxes
-//                               mapped back to the photo
+//   detector_network_forward/W/H  the network alone on a W x H input (one image), as `detect`
+//                               runs it: batch normalisation folded into the convolutions.
+//                               512 x 384 is the tight letterbox of a 4:3 photo at S = 512
+//   detect_photo/S              what Detector::detect does: letterbox the photo (the tight box
+//                               at the scale of the S x S square: S x 3S/4 for this 4:3 photo),
+//                               the network, CenterNet decoding (3x3 peaks, top 100), NMS,
+//                               boxes mapped back to the photo
 //   detect_jpeg_photo/S         the photo's JPEG decoded from memory, then detect_photo, then the
 //                               boxes and labels drawn on a copy (all of detect but the file I/O)
-//   letterbox_photo/S           the photo letterboxed to S x S as detect_photo does (stb's
-//                               filters in stratum's loops, data/resample.hpp, on the 2 threads)
+//   letterbox_photo/S           the photo letterboxed as detect_photo does (stb's filters in
+//                               stratum's loops, data/resample.hpp, on the 2 threads)
 //   stb_resize_photo/S          the same resize by one stb_image_resize call (one thread), which
 //                               gives the same bytes: what the letterbox cost before
-//   detect_shipped_scene        all of detect_jpeg_photo with the models `detect` ships
+//   detect_shipped_scene/square:Q  all of detect_jpeg_photo with the models `detect` ships
 //                               (models/: the detector at its letterbox size, and the compact
 //                               classifier labelling each face it finds) on a real test scene
 //                               with faces, maksssksksss232 of ../shared (400 x 300, 5 faces
 //                               annotated) enlarged to 640 x 480; skipped when the scenes are
-//                               not there. Counter "detections": the faces it reports
+//                               not there. Q = 0: the tight letterbox `detect` uses, 1: the
+//                               S x S square (--square-letterbox). Counter "detections": the
+//                               faces it reports
 //
 // S is the letterbox side: 384 and 512 (the shipped detector's and the reference detector's).
-// Counters: "GFLOP" the network's forward pass per photo (2 per multiply-add of its Conv2D
-// layers), "GFLOP/s" that over the wall time, "images/s".
+// Counters: "GFLOP" the network's forward pass per photo at the box it runs at (2 per multiply-add
+// of its Conv2D layers), "GFLOP/s" that over the wall time, "images/s".
 //
 // The network is train-detector's (detector_model.hpp, build_detector_network): stem stride 2,
 // stages to stride 32 with residual blocks, a small FPN back to stride 4, heatmap and box heads.
@@ -85,9 +89,10 @@ void report_detector(benchmark::State& state, GraphModel<float>& network) {
 
 void detector_network_forward(benchmark::State& state) {
   const TwoThreads threads;
-  const auto size = static_cast<int>(state.range(0));
-  auto network = fold_batch_normalization(*detector_network(size));
-  Tensor<float> x({1, size, size, 3});
+  const auto width = static_cast<int>(state.range(0)), height = static_cast<int>(state.range(1));
+  auto network =
+      with_input_shapes(*fold_batch_normalization(*detector_network(width)), {{height, width, 3}});
+  Tensor<float> x({1, height, width, 3});
   Random rng(5);
   for (auto& v : x) v = static_cast<float>(rng.uniform());
   network->forward(std::vector<Tensor<float>>{x}, Mode::inference);
@@ -104,15 +109,16 @@ void detect_photo(benchmark::State& state) {
   std::size_t found = detector.detect(photo, options).size();
   for (auto _ : state) benchmark::DoNotOptimize(found = detector.detect(photo, options).size());
   state.counters["detections"] = double(found);
-  report_detector(state, detector.network());
+  report_detector(state, detector.network_for(photo.width, photo.height));
 }
 
 /// All of `detect` but the file I/O, on `photo` stored as a JPEG (quality 90): decode, detect,
 /// draw. Counts the detections of the last run.
 void detect_from_jpeg(benchmark::State& state, mask_detection::Detector& detector,
-                      const Image& photo) {
+                      const Image& photo, bool square_letterbox = false) {
   const std::vector<std::uint8_t> jpeg = encode_jpeg(photo, 90);
-  const mask_detection::DetectorOptions options = detector.default_options();
+  mask_detection::DetectorOptions options = detector.default_options();
+  options.square_letterbox = square_letterbox;
   std::size_t found = 0;
   for (auto _ : state) {
     const Image decoded = decode_image(jpeg, "photo.jpg");
@@ -122,7 +128,8 @@ void detect_from_jpeg(benchmark::State& state, mask_detection::Detector& detecto
         mask_detection::draw_detections(decoded, detections, detector.class_names()).pixels.data());
   }
   state.counters["detections"] = double(found);
-  report_detector(state, detector.network());
+  report_detector(state, square_letterbox ? detector.network()
+                                          : detector.network_for(photo.width, photo.height));
 }
 
 void detect_jpeg_photo(benchmark::State& state) {
@@ -140,14 +147,15 @@ void detect_shipped_scene(benchmark::State& state) {
     return;
   }
   auto detector = mask_detection::Detector::load(STRATUM_SHIPPED_DETECTOR, STRATUM_SHIPPED_MODEL);
-  detect_from_jpeg(state, detector, resize_image(load_image(scene), 640, 480));
+  detect_from_jpeg(state, detector, resize_image(load_image(scene), 640, 480), state.range(0) != 0);
 }
 
 void letterbox_photo(benchmark::State& state) {
   const TwoThreads threads;
   const Image photo = bench_photo();
-  const auto size = static_cast<int>(state.range(0));
-  for (auto _ : state) benchmark::DoNotOptimize(letterbox(photo, size).image.pixels.data());
+  const Letterbox geometry =
+      tight_letterbox_geometry(photo.width, photo.height, static_cast<int>(state.range(0)), 32);
+  for (auto _ : state) benchmark::DoNotOptimize(letterbox(photo, geometry).image.pixels.data());
   report_images(state, 1);
 }
 
@@ -166,8 +174,9 @@ void stb_resize_photo(benchmark::State& state) {
 }
 
 BENCHMARK(detector_network_forward)
-    ->Arg(384)
-    ->Arg(512)
+    ->Args({384, 384})
+    ->Args({512, 512})
+    ->Args({512, 384})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2);
@@ -183,7 +192,13 @@ BENCHMARK(detect_jpeg_photo)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2);
-BENCHMARK(detect_shipped_scene)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
+BENCHMARK(detect_shipped_scene)
+    ->ArgName("square")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
 BENCHMARK(letterbox_photo)->Arg(384)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(stb_resize_photo)->Arg(384)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 

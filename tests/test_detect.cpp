@@ -418,8 +418,10 @@ TEST_CASE("Detector: the threshold keeps exactly the detections scoring at least
   options.score_threshold = std::nextafter(score, 1.0f);
   CHECK(detector.detect(photo, options).empty());
   // At 0.01 the grey padding's cells (0.05) count too; those on the padding alone are dropped,
-  // the rest are clipped to the photo, and every box is inside it.
+  // the rest are clipped to the photo, and every box is inside it. (The square letterbox: the
+  // tight one of this 2:1 photo has no padding.)
   options.score_threshold = 0.01f;
+  options.square_letterbox = true;
   const auto many = detector.detect(photo, options);
   CHECK(many.size() > 1);
   for (const auto& d : many) {
@@ -429,6 +431,39 @@ TEST_CASE("Detector: the threshold keeps exactly the detections scoring at least
     CHECK(d.box.y_max <= 100);
     CHECK(d.box.area() > 0);
   }
+}
+
+TEST_CASE("Detector: the tight letterbox runs the network on the photo's box, not the square") {
+  using namespace detect_test;
+  testing::TempDir dir;
+  auto detector = load_spot_detector(dir);
+  CHECK(detector.input_multiple() == 4);  // the spot detector's only stride
+  // 200 x 100 at 64: the square's 64 x 32, no padding; 90 x 180: 32 x 64.
+  CHECK(detector.network_for(200, 100).shape(detector.network_for(200, 100).input_node(0)) ==
+        Shape{32, 64, 3});
+  CHECK(detector.network_for(90, 180).shape(detector.network_for(90, 180).input_node(0)) ==
+        Shape{64, 32, 3});
+  CHECK(detector.network().shape(detector.network().input_node(0)) == Shape{64, 64, 3});
+  // The spot cases' offsets in the square (16) are whole cells, so both letterboxes see the
+  // same pixels in each cell and find the same boxes.
+  for (const SpotCase& c : spot_cases) {
+    INFO(c.width << "x" << c.height);
+    mask_detection::DetectorOptions options;
+    const auto tight = detector.detect(spot_case_photo(c), options);
+    options.square_letterbox = true;
+    const auto square = detector.detect(spot_case_photo(c), options);
+    REQUIRE(tight.size() == 1);
+    CHECK(tight == square);
+  }
+  // A photo whose place in the square is not on whole cells: 200 x 90 resizes to 64 x 29
+  // (round(28.8)), at row 17 of the square, row 1 of a 64 x 32 box; the spot's box still comes
+  // back to the photo's pixels (to within a cell: the spot is not on a cell's centre).
+  const Image photo = spot_photo(200, 90, 131.25, 50.0);
+  const auto found = detector.detect(photo, {});
+  REQUIRE(found.size() == 1);
+  CHECK(std::abs(found[0].box.center_x() - 131.25f) < 200.0f / 64);
+  CHECK(std::abs(found[0].box.center_y() - 50.0f) < 200.0f / 64);
+  CHECK(found[0].box.width() == doctest::Approx(50.0f).epsilon(1e-4));
 }
 
 TEST_CASE("Detector: several input sizes merge what each finds, by non-maximum suppression") {

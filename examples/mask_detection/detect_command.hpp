@@ -156,6 +156,9 @@ inline int detect_command(const std::vector<std::string>& raw, const DetectDefau
           {"input-sizes", "S[,S...]",
            "letterbox sides to run the network at, merging what each finds (default: the "
            "model's; a larger one finds smaller faces)"},
+          {"square-letterbox", "",
+           "run the network on the whole square letterbox of training, not the photo's own "
+           "box at the same scale (slower for photos that are not square)"},
           {"threads", "N", "threads to use (default: all cores)"},
           {"help", "", "show this help"},
       });
@@ -189,6 +192,7 @@ inline int detect_command(const std::vector<std::string>& raw, const DetectDefau
       static_cast<float>(args.get_double("threshold", options.score_threshold, 0.0, 1.0));
   const std::vector<long> sizes = args.get_int_list("input-sizes", 32, 4096);
   options.input_sizes.assign(sizes.begin(), sizes.end());
+  options.square_letterbox = args.has("square-letterbox");
   const std::vector<std::string>& classes = detector.class_names();
   const std::filesystem::path out = args.get("out", "detections");
   const bool json = args.has("json");

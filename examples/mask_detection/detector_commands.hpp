@@ -114,13 +114,14 @@ inline HeatmapTarget heatmap_target(const std::string& design) {
   throw UsageError("--design is one-stage or face-then-classifier, not '" + design + "'");
 }
 
-/// Scores `detector` as `detect` runs it (Detector::detect, with every score: AP needs the whole
-/// ranking) on each scene of `part`, its classes matched to the scenes' by name. A progress bar
-/// on `log`: the face-then-classifier design classifies up to 100 crops a scene.
+/// Scores `detector` as `detect` runs it (Detector::detect with `how`'s input sizes and
+/// letterbox, with every score: AP needs the whole ranking) on each scene of `part`, its classes
+/// matched to the scenes' by name. A progress bar on `log`: the face-then-classifier design
+/// classifies up to 100 crops a scene.
 inline DetectorScores score_test_scenes(Detector& detector, const stratum::SceneCollection& scenes,
                                         const std::vector<stratum::Index>& part,
-                                        float operating_threshold,
-                                        const std::vector<int>& input_sizes, std::ostream& log) {
+                                        float operating_threshold, const DetectorOptions& how,
+                                        std::ostream& log) {
   std::vector<int> scene_class;  // of each class the detector reports
   for (const std::string& name : detector.class_names()) {
     const auto it = std::find(scenes.class_names.begin(), scenes.class_names.end(), name);
@@ -129,10 +130,9 @@ inline DetectorScores score_test_scenes(Detector& detector, const stratum::Scene
                            join_names(scenes.class_names) + ")");
     scene_class.push_back(static_cast<int>(it - scenes.class_names.begin()));
   }
-  DetectorOptions options;
+  DetectorOptions options = how;
   options.score_threshold = 0;
   options.top_k = detections_per_scene;
-  options.input_sizes = input_sizes;
   std::vector<std::vector<stratum::Detection>> detections;
   stratum::ProgressBar bar(log, static_cast<stratum::Index>(part.size()));
   for (stratum::Index scene : part) {
@@ -395,6 +395,9 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
                                 {"input-sizes", "S[,S...]",
                                  "letterbox sides to run the network at, merging what each "
                                  "finds (default: the model's)"},
+                                {"square-letterbox", "",
+                                 "run the network on the square letterbox of training, not "
+                                 "each photo's own box at the same scale (as detect's option)"},
                                 {"part", "NAME",
                                  "the part of the split to score: test (default) or validation "
                                  "(to choose settings such as --input-sizes without looking at "
@@ -415,7 +418,10 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
     return 0;
   if (!args.has("model")) throw UsageError("--model FILE is needed");
   const std::vector<long> sizes = args.get_int_list("input-sizes", 32, 4096);
-  const std::vector<int> input_sizes(sizes.begin(), sizes.end());
+  DetectorOptions how;
+  how.input_sizes.assign(sizes.begin(), sizes.end());
+  how.square_letterbox = args.has("square-letterbox");
+  const std::vector<int>& input_sizes = how.input_sizes;
   const std::string part_name = args.get("part", "test");
   if (part_name != "test" && part_name != "validation")
     throw UsageError("--part is test or validation, not '" + part_name + "'");
@@ -456,8 +462,7 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
   const auto begin = std::chrono::steady_clock::now();
   const std::vector<stratum::Index>& part =
       part_name == "test" ? data.split.test : data.split.validation;
-  const DetectorScores scores =
-      score_test_scenes(detector, data.scenes, part, threshold, input_sizes, log);
+  const DetectorScores scores = score_test_scenes(detector, data.scenes, part, threshold, how, log);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   if (json) {
@@ -472,7 +477,8 @@ inline int evaluate_detector(const std::vector<std::string>& raw) {
     std::cout << "\n"
               << (part_name == "test" ? "Test" : "Validation") << " part: " << part.size()
               << " scenes, model " << model_path.string() << " (" << info.design << ", input "
-              << sizes_used << ", " << format_duration(seconds) << " to detect and score)\n\n"
+              << sizes_used << (how.square_letterbox ? " square" : "") << ", "
+              << format_duration(seconds) << " to detect and score)\n\n"
               << scores_to_text(scores);
   }
   return 0;

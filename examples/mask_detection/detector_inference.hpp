@@ -16,7 +16,13 @@
 //             in the units of centernet_targets.hpp / decode.hpp
 //
 // Detecting in a W x H photo:
-//   1. letterbox it into S x S (data/letterbox.hpp), scale pixels to [0, 1], run the network;
+//   1. letterbox it (data/letterbox.hpp), scale pixels to [0, 1], run the network. The
+//      letterbox is the TIGHT one: the photo at the scale of the S x S square, in a box rounded
+//      up to multiples of the network's coarsest stride m (input_multiple()), so a 4:3 photo
+//      runs at S x 3S/4 and none of the network's work goes to padding the square would add.
+//      The network is built for each box shape the first time one is asked for (the same
+//      weights: with_input_shapes). DetectorOptions::square_letterbox runs the S x S square of
+//      training instead;
 //   2. decode the maps (decode.hpp: 3x3 peaks, top 100, score = sigmoid(logit) >= threshold);
 //   3. map each box back to the photo's pixels (Letterbox::to_image, clipped to the photo) and
 //      drop the ones left empty (entirely on the padding);
@@ -50,6 +56,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mask_detection {
@@ -61,6 +68,10 @@ struct DetectorOptions {
   /// Letterbox sides to run the network at, multiples of the model's stride; the detections of
   /// all of them are merged (step 4 of the file comment). Empty: the model's input_size alone.
   std::vector<int> input_sizes;
+  /// Letterbox each photo into the S x S square, as training does, instead of the tight box of
+  /// step 1 (same scale, less padding). The detections differ only where the network's
+  /// receptive field reaches the padding the square adds.
+  bool square_letterbox = false;
 };
 
 enum class DetectorDesign { one_stage, face_then_classifier };
@@ -103,10 +114,12 @@ class Detector {
       default_options_.score_threshold = static_cast<float>(fraction(meta, "score_threshold"));
     if (meta.count("crop_margin")) crop_margin_ = static_cast<float>(fraction(meta, "crop_margin"));
     check_network(*loaded.model);
+    input_multiple_ = coarsest_stride(*loaded.model);
     // Inference only from here: each convolution - batch normalisation - ReLU chain runs as one
     // convolution (model/fold_batch_normalization.hpp).
-    scales_[input_size_] = {stratum::fold_batch_normalization(*loaded.model),
-                            stratum::Tensor<float>({1, input_size_, input_size_, 3})};
+    scales_[{input_size_, input_size_}] = {
+        stratum::fold_batch_normalization(*loaded.model),
+        stratum::Tensor<float>({1, input_size_, input_size_, 3})};
     if (design_ == DetectorDesign::face_then_classifier) load_classifier(classifier);
   }
 
@@ -143,7 +156,19 @@ class Detector {
   [[nodiscard]] const DetectorOptions& default_options() const { return default_options_; }
   [[nodiscard]] DetectorDesign design() const { return design_; }
   [[nodiscard]] int input_size() const { return input_size_; }
-  [[nodiscard]] stratum::GraphModel<float>& network() { return *scales_.at(input_size_).network; }
+  /// m of step 1: the letterbox's sides are multiples of it, and so must input sizes be.
+  [[nodiscard]] int input_multiple() const { return input_multiple_; }
+  /// The network at the model's input size (S x S).
+  [[nodiscard]] stratum::GraphModel<float>& network() {
+    return *scales_.at({input_size_, input_size_}).network;
+  }
+  /// The network detect runs for a width x height photo at the model's input size (its tight
+  /// letterbox's box).
+  [[nodiscard]] stratum::GraphModel<float>& network_for(int width, int height) {
+    const stratum::Letterbox box =
+        stratum::tight_letterbox_geometry(width, height, input_size_, input_multiple_);
+    return *scale_at(box.width, box.height).network;
+  }
 
  private:
   /// The network at one input size, and its input.
@@ -155,8 +180,16 @@ class Detector {
   /// Steps 1-3 of the file comment at letterbox side `size`.
   std::vector<stratum::Detection> detect_at(int size, const stratum::Image& photo,
                                             const DetectorOptions& options) {
-    Scale& scale = scale_at(size);
-    const stratum::LetterboxedImage boxed = stratum::letterbox(photo, size);
+    if (size < input_multiple_ || size % input_multiple_ != 0)
+      throw stratum::Error("input size " + std::to_string(size) + " is not a multiple of " +
+                           std::to_string(input_multiple_) + ", the coarsest stride of " + name_ +
+                           "'s network");
+    const stratum::Letterbox geometry =
+        options.square_letterbox
+            ? stratum::letterbox_geometry(photo.width, photo.height, size)
+            : stratum::tight_letterbox_geometry(photo.width, photo.height, size, input_multiple_);
+    Scale& scale = scale_at(geometry.width, geometry.height);
+    const stratum::LetterboxedImage boxed = stratum::letterbox(photo, geometry);
     for (stratum::Index p = 0; p < scale.input.size(); ++p)
       scale.input[p] = static_cast<float>(boxed.image.pixels[static_cast<std::size_t>(p)]) / 255.0f;
     const stratum::Tensor<float>* input = &scale.input;
@@ -173,22 +206,33 @@ class Detector {
     return found;
   }
 
-  /// The network for letterbox side `size`, built from the model's the first time it is asked.
-  Scale& scale_at(int size) {
-    if (const auto found = scales_.find(size); found != scales_.end()) return found->second;
-    if (size < encoding_.stride || size % encoding_.stride != 0)
-      throw stratum::Error("input size " + std::to_string(size) + " is not a multiple of " + name_ +
-                           "'s stride " + std::to_string(encoding_.stride));
+  /// The network for a width x height letterbox, built from the model's the first time it is
+  /// asked for.
+  Scale& scale_at(int width, int height) {
+    const std::pair<int, int> key{height, width};
+    if (const auto found = scales_.find(key); found != scales_.end()) return found->second;
     Scale scale;
     try {
-      scale.network =
-          stratum::with_input_shapes(*scales_.at(input_size_).network, {{size, size, 3}});
+      scale.network = stratum::with_input_shapes(network(), {{height, width, 3}});
     } catch (const stratum::Error& e) {
-      throw stratum::Error("'" + name_ + "' cannot run at input size " + std::to_string(size) +
-                           ": " + e.what());
+      throw stratum::Error("'" + name_ + "' cannot run on a " + std::to_string(width) + "x" +
+                           std::to_string(height) + " letterbox: " + e.what());
     }
-    scale.input = stratum::Tensor<float>({1, size, size, 3});
-    return scales_.emplace(size, std::move(scale)).first->second;
+    scale.input = stratum::Tensor<float>({1, height, width, 3});
+    return scales_.emplace(key, std::move(scale)).first->second;
+  }
+
+  /// The largest factor by which the network shrinks its input (32 for the shipped detector's
+  /// backbone): a box whose sides are multiples of it gives every level whole cells, so the
+  /// upsampled levels line up with the ones they are added to. At least the output stride.
+  [[nodiscard]] int coarsest_stride(stratum::GraphModel<float>& net) const {
+    int stride = encoding_.stride;
+    for (std::size_t i = 0; i < net.node_count(); ++i) {
+      const stratum::Shape& shape = net.shape(net.node_at(i));
+      if (shape.rank() == 3 && shape[0] > 0 && input_size_ % shape[0] == 0)
+        stride = std::max(stride, input_size_ / static_cast<int>(shape[0]));
+    }
+    return stride;
   }
 
   [[noreturn]] void fail(const std::string& what) const {
@@ -343,9 +387,10 @@ class Detector {
     return crop;
   }
 
-  std::map<int, Scale> scales_;  // the network by letterbox side, the model's own first
+  std::map<std::pair<int, int>, Scale> scales_;  // the network by letterbox (height, width)
   std::string name_;
   int input_size_ = 0;
+  int input_multiple_ = 1;
   stratum::CenterNetEncoding encoding_;
   std::vector<std::string> heatmap_classes_;
   DetectorDesign design_ = DetectorDesign::one_stage;
