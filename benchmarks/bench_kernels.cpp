@@ -114,7 +114,7 @@ void dense1_forward(benchmark::State& s) { layer_pass(s, Dense<float>(128, Activ
 void dense1_backward(benchmark::State& s) { layer_pass(s, Dense<float>(128, Activation::relu), {57600}, true); }
 BENCHMARK(max_pool1_forward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(max_pool1_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(dense1_forward)->Arg(32)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(dense1_forward)->Arg(32)->Arg(3)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(dense1_backward)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 /// A Conv2D and the 2x2 MaxPool2D after it, fused as Sequential runs them (forward_pooled,

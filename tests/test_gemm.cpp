@@ -8,6 +8,7 @@
 #include "compare.hpp"
 #include "simd_paths.hpp"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -72,19 +73,57 @@ TEST_CASE("gemm matches the reference loops on random shapes") {
 
 // B's rows 128 floats or more apart: the SIMD paths copy each panel into contiguous rows
 // before the blocks of rows read it (when more than one block will), so these shapes cover the
-// copy, including a last panel narrower than the vector width; 1 to 3 rows go to Eigen's
-// matrix-vector product instead.
+// copy, including a last panel narrower than the vector width; 1 to 3 rows go to few_rows
+// instead (chunks of 128 columns with AVX-512, of 64 or 32 with AVX2, then panels for the rest),
+// whose chunk boundaries the widths straddle.
 TEST_CASE("gemm with B's rows far apart, and with fewer than four rows") {
   testing::for_each_simd_path([] {
     Random rng(32);
     for (const Index M : {1, 2, 3, 4, 9, 32, 45})
-      for (const Index N : {1, 7, 33, 128, 130}) {
+      for (const Index N : {1, 7, 33, 63, 64, 65, 96, 127, 128, 130, 257, 300}) {
         const Index ldb = std::max<Index>(N, 128) + static_cast<Index>(rng.below(5));
         check_gemm<float>(M, N, 1 + static_cast<Index>(rng.below(400)), rng.below(2) == 1,
                           rng.below(2) == 1, rng, ldb);
       }
-    // The notebook's first Dense layer: one thread's block of 1,920 inputs.
+    // The notebook's first Dense layer: one thread's block of 1,920 inputs, and one image's
+    // half of the 57,600.
     check_gemm<float>(32, 128, 1920, false, true, rng, 128);
+    check_gemm<float>(1, 128, 28800, false, true, rng, 128);
+  });
+}
+
+// Every element is summed over k in order in one register and C added last, in few_rows as in
+// the panels' blocks: on the SIMD paths a row comes out bit for bit the same alone, in a
+// product of 2 or 3 rows, and in one of 9 (Eigen's kernels, on the portable path and on NEON,
+// order their sums their own way).
+TEST_CASE("gemm: a row comes out the same whatever the number of rows in the product") {
+  testing::for_each_simd_path([] {
+    const kernels::SimdPath path = kernels::simd_path();
+    if (path != kernels::SimdPath::avx512 && path != kernels::SimdPath::avx2) return;
+    Random rng(33);
+    constexpr Index rows = 9;
+    for (const Index N : {5, 32, 64, 100, 128, 130, 300})
+      for (const bool transposed_a : {false, true})
+        for (const bool accumulate : {false, true}) {
+          const Index K = 1 + static_cast<Index>(rng.below(200)), ldb = N + 3, ldc = N + 1;
+          std::vector<float> a(static_cast<std::size_t>(rows * K)),
+              b(static_cast<std::size_t>(K * ldb)), c0(static_cast<std::size_t>(rows * ldc));
+          for (auto* v : {&a, &b, &c0})
+            for (auto& e : *v) e = static_cast<float>(rng.uniform(-1, 1));
+          // A row-major, or as its transpose with the 9 rows' column stride for every M.
+          const Index row_stride = transposed_a ? 1 : K, col_stride = transposed_a ? rows : 1;
+          std::vector<float> all = c0;
+          kernels::gemm<float>(rows, N, K, a.data(), row_stride, col_stride, b.data(), ldb,
+                               all.data(), ldc, accumulate);
+          for (const Index M : {1, 2, 3}) {
+            std::vector<float> few = c0;
+            kernels::gemm<float>(M, N, K, a.data(), row_stride, col_stride, b.data(), ldb,
+                                 few.data(), ldc, accumulate);
+            INFO("M=" << M << " N=" << N << " K=" << K << " transposed A=" << transposed_a
+                      << " accumulate=" << accumulate);
+            CHECK(std::equal(few.begin(), few.begin() + M * ldc, all.begin()));
+          }
+        }
   });
 }
 

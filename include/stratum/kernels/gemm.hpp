@@ -10,9 +10,11 @@
 // for each row of the block into fused multiply-adds. Column panels are walked outermost so that
 // one B panel (K x 32 floats) stays in cache while every row block of A passes over it; a panel
 // whose rows lie far apart in B is copied into contiguous rows first (gemm_panels says why).
-// Products of fewer than 4 rows go to Eigen's matrix-vector kernel. Each element of C is summed
-// over k in order in one register, whatever block it falls in, so the result does not depend on how
-// M is cut.
+// Products of fewer than 4 rows (one image through a Dense layer) are matrix-vector products,
+// bound by reading B: a kernel of each instruction set holds a chunk of whole rows' columns in
+// registers instead (few_rows), so B is read in one pass. Each element of C is summed over k in
+// order in one register and C added last, whatever block it falls in, so the result does not
+// depend on how M is cut: a row of a batch of 1 equals the same row in a batch of 32.
 //
 // The micro-kernel is chosen at run time on x86-64 (simd_path.hpp): a program built without
 // -march runs the same AVX-512 or AVX2 code as a native build. On AArch64 the NEON kernel is
@@ -100,31 +102,36 @@ template <typename T>
 void gemm(Index M, Index N, Index K, const T* a, Index a_row_stride, Index a_col_stride, const T* b,
           Index ldb, T* c, Index ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  // A product of one to three rows is a matrix-vector product in all but name: the
-  // micro-kernel's few accumulators cannot hide the FMA latency, and Eigen's matrix-vector
-  // kernel streams B faster (one image through the notebook's first Dense layer: medians of
-  // 0.42-0.44 ms so, 0.70-0.75 ms on the micro-kernel).
+  // A product of one to three rows is a matrix-vector product in all but name (see the top).
+  // On NEON it goes to Eigen's matrix-vector kernel, compiled for NEON in every AArch64 build;
+  // on x86-64 to few_rows, since a build without -march compiles Eigen for SSE2 alone (one
+  // image through the notebook took twice the native build's time so, docs/kernels.md).
   if constexpr (std::is_same_v<T, float>) {
-    if (M >= 4) {
-      switch (simd_path()) {
+    switch (simd_path()) {
 #if defined(STRATUM_SIMD_AVX512)
-        case SimdPath::avx512:
-          return detail::gemm_panels<detail::GemmAvx512>(M, N, K, a, a_row_stride, a_col_stride, b,
-                                                         ldb, c, ldc, accumulate);
+      case SimdPath::avx512:
+        if (M < 4)
+          return detail::GemmAvx512::few_rows(M, N, K, a, a_row_stride, a_col_stride, b, ldb, c,
+                                              ldc, accumulate);
+        return detail::gemm_panels<detail::GemmAvx512>(M, N, K, a, a_row_stride, a_col_stride, b,
+                                                       ldb, c, ldc, accumulate);
 #endif
 #if defined(STRATUM_SIMD_AVX2)
-        case SimdPath::avx2:
-          return detail::gemm_panels<detail::GemmAvx2>(M, N, K, a, a_row_stride, a_col_stride, b,
-                                                       ldb, c, ldc, accumulate);
+      case SimdPath::avx2:
+        if (M < 4)
+          return detail::GemmAvx2::few_rows(M, N, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc,
+                                            accumulate);
+        return detail::gemm_panels<detail::GemmAvx2>(M, N, K, a, a_row_stride, a_col_stride, b, ldb,
+                                                     c, ldc, accumulate);
 #endif
 #if defined(STRATUM_SIMD_NEON)
-        case SimdPath::neon:
-          return detail::gemm_panels<detail::GemmNeon>(M, N, K, a, a_row_stride, a_col_stride, b,
-                                                       ldb, c, ldc, accumulate);
+      case SimdPath::neon:
+        if (M < 4) break;
+        return detail::gemm_panels<detail::GemmNeon>(M, N, K, a, a_row_stride, a_col_stride, b, ldb,
+                                                     c, ldc, accumulate);
 #endif
-        default:
-          break;
-      }
+      default:
+        break;
     }
   }
   detail::gemm_eigen<T>(M, N, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);

@@ -3,13 +3,17 @@
 //
 //   per k: load B[k, j..j+16) (2 vectors), broadcast A[i..i+6, k] one by one, 12 FMAs
 //
-// A panel narrower than 16 columns (the last one) uses masked loads and stores. Compiled for
-// AVX2 and FMA with the target attribute whatever the build's flags (simd_path.hpp).
+// A panel narrower than 16 columns (the last one) uses masked loads and stores. Products of
+// fewer than 4 rows hold 64 columns of a row (32 of each of two or three) in registers instead
+// (few_rows). Compiled for AVX2 and FMA with the target attribute whatever the build's flags
+// (simd_path.hpp).
 #pragma once
 
 #include "simd_path.hpp"
 
 #if defined(STRATUM_SIMD_AVX2)
+
+#include <algorithm>
 
 #include "../tensor.hpp"
 #include "gemm_block.hpp"
@@ -63,6 +67,41 @@ STRATUM_TARGET_AVX2 inline void gemm_block_avx2(Index K, const float* a, Index a
   }
 }
 
+/// C[0..R) x [0..8 V) = A[0..R) x B[:, 0..8 V) (+ C), for R < 4 rows: V vectors of each row in
+/// registers while k runs over all of K (as gemm_row_chunk_avx512; the same order of sums).
+template <int R, int V>
+STRATUM_TARGET_AVX2 inline void gemm_row_chunk_avx2(Index K, const float* a, Index a_row_stride,
+                                                    Index a_col_stride, const float* b, Index ldb,
+                                                    float* c, Index ldc, bool accumulate) {
+  __m256 acc[R][V];
+  STRATUM_UNROLL
+  for (int r = 0; r < R; ++r) {
+    STRATUM_UNROLL
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
+  }
+  for (Index k = 0; k < K; ++k) {
+    const float* bk = b + k * ldb;
+    const float* ak = a + k * a_col_stride;
+    __m256 ar[R];
+    STRATUM_UNROLL
+    for (int r = 0; r < R; ++r) ar[r] = _mm256_broadcast_ss(ak + r * a_row_stride);
+    STRATUM_UNROLL
+    for (int v = 0; v < V; ++v) {
+      const __m256 bv = _mm256_loadu_ps(bk + 8 * v);
+      STRATUM_UNROLL
+      for (int r = 0; r < R; ++r) acc[r][v] = _mm256_fmadd_ps(ar[r], bv, acc[r][v]);
+    }
+  }
+  STRATUM_UNROLL
+  for (int r = 0; r < R; ++r) {
+    STRATUM_UNROLL
+    for (int v = 0; v < V; ++v) {
+      float* cv = c + r * ldc + 8 * v;
+      _mm256_storeu_ps(cv, accumulate ? _mm256_add_ps(acc[r][v], _mm256_loadu_ps(cv)) : acc[r][v]);
+    }
+  }
+}
+
 struct GemmAvx2 {
   static constexpr Index rows = 6, columns = 16;
 
@@ -74,6 +113,26 @@ struct GemmAvx2 {
       blocks<false>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
     else
       blocks<true>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
+  }
+
+  /// C (M x N) = A (M x K) B (+ C) for M < 4, B read in chunks of whole rows' columns
+  /// (GemmAvx512::few_rows says why): 64 columns of one row in 8 registers, or 32 columns of
+  /// two or three rows (up to 12 accumulators, 3 broadcasts and a vector of B: the 16
+  /// registers); the columns past the last whole chunk run in the panels' blocks.
+  STRATUM_TARGET_AVX2 static void few_rows(Index M, Index N, Index K, const float* a,
+                                           Index a_row_stride, Index a_col_stride, const float* b,
+                                           Index ldb, float* c, Index ldc, bool accumulate) {
+    Index j = 0;
+    with_block_rows<3>(M, [&](auto block_rows) {
+      constexpr int R = decltype(block_rows)::value, vectors = R == 1 ? 8 : 4;
+      constexpr Index chunk = 8 * vectors;
+      for (; j + chunk <= N; j += chunk)
+        gemm_row_chunk_avx2<R, vectors>(K, a, a_row_stride, a_col_stride, b + j, ldb, c + j, ldc,
+                                        accumulate);
+    });
+    for (; j < N; j += columns)
+      panel(M, std::min(columns, N - j), K, a, a_row_stride, a_col_stride, b + j, ldb, c + j, ldc,
+            accumulate);
   }
 
  private:

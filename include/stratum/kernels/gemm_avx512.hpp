@@ -2,13 +2,16 @@
 //
 //   per k: load B[k, j..j+32) (2 vectors), broadcast A[i..i+8, k] one by one, 16 FMAs
 //
-// A panel narrower than 32 columns (the last one) uses masked loads and stores. Compiled for
-// AVX-512F with the target attribute whatever the build's flags (simd_path.hpp).
+// A panel narrower than 32 columns (the last one) uses masked loads and stores. Products of
+// fewer than 4 rows hold 128 columns of each row in 8 zmm registers instead (few_rows). Compiled
+// for AVX-512F with the target attribute whatever the build's flags (simd_path.hpp).
 #pragma once
 
 #include "simd_path.hpp"
 
 #if defined(STRATUM_SIMD_AVX512)
+
+#include <algorithm>
 
 #include "../tensor.hpp"
 #include "gemm_block.hpp"
@@ -67,6 +70,44 @@ STRATUM_TARGET_AVX512 inline void gemm_block_avx512(Index K, const float* a, Ind
   }
 }
 
+/// C[0..R) x [0..16 V) = A[0..R) x B[:, 0..16 V) (+ C), for R < 4 rows: V vectors of each row
+/// in registers while k runs over all of K, so that B's rows are read whole, in one pass when
+/// N <= 16 V (GemmAvx512::few_rows says why). Each element is summed over k in order in one
+/// register and C added last, as in gemm_block_avx512: a row comes out the same in any M.
+template <int R, int V>
+STRATUM_TARGET_AVX512 inline void gemm_row_chunk_avx512(Index K, const float* a, Index a_row_stride,
+                                                        Index a_col_stride, const float* b,
+                                                        Index ldb, float* c, Index ldc,
+                                                        bool accumulate) {
+  __m512 acc[R][V];
+  STRATUM_UNROLL
+  for (int r = 0; r < R; ++r) {
+    STRATUM_UNROLL
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (Index k = 0; k < K; ++k) {
+    const float* bk = b + k * ldb;
+    const float* ak = a + k * a_col_stride;
+    __m512 ar[R];
+    STRATUM_UNROLL
+    for (int r = 0; r < R; ++r) ar[r] = _mm512_set1_ps(ak[r * a_row_stride]);
+    STRATUM_UNROLL
+    for (int v = 0; v < V; ++v) {
+      const __m512 bv = _mm512_loadu_ps(bk + 16 * v);
+      STRATUM_UNROLL
+      for (int r = 0; r < R; ++r) acc[r][v] = _mm512_fmadd_ps(ar[r], bv, acc[r][v]);
+    }
+  }
+  STRATUM_UNROLL
+  for (int r = 0; r < R; ++r) {
+    STRATUM_UNROLL
+    for (int v = 0; v < V; ++v) {
+      float* cv = c + r * ldc + 16 * v;
+      _mm512_storeu_ps(cv, accumulate ? _mm512_add_ps(acc[r][v], _mm512_loadu_ps(cv)) : acc[r][v]);
+    }
+  }
+}
+
 // (panel and blocks have the shape of GemmAvx2's. Each kernel keeps its own, declared with its
 // target attribute: a helper shared by both would be compiled for the baseline target, and
 // GCC does not inline a function compiled for AVX-512 or AVX2 into it, so every block would
@@ -82,6 +123,28 @@ struct GemmAvx512 {
       blocks<false>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
     else
       blocks<true>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
+  }
+
+  /// C (M x N) = A (M x K) B (+ C) for M < 4: a matrix-vector product in all but name, bound
+  /// by reading B once. Panel by panel, B would be read in strips of 32 columns, rows far apart
+  /// (512 bytes for the notebook's first Dense layer, 128 columns): four passes over 14.7 MB a
+  /// thread. Here 128 columns of each row stay in registers (up to 24 accumulators for 3 rows),
+  /// so that layer's B is read in one pass, row after row; the columns past the last whole 128
+  /// run in the panels' blocks.
+  STRATUM_TARGET_AVX512 static void few_rows(Index M, Index N, Index K, const float* a,
+                                             Index a_row_stride, Index a_col_stride, const float* b,
+                                             Index ldb, float* c, Index ldc, bool accumulate) {
+    constexpr int vectors = 8;
+    constexpr Index chunk = 16 * vectors;
+    Index j = 0;
+    with_block_rows<3>(M, [&](auto block_rows) {
+      for (; j + chunk <= N; j += chunk)
+        gemm_row_chunk_avx512<decltype(block_rows)::value, vectors>(
+            K, a, a_row_stride, a_col_stride, b + j, ldb, c + j, ldc, accumulate);
+    });
+    for (; j < N; j += columns)
+      panel(M, std::min(columns, N - j), K, a, a_row_stride, a_col_stride, b + j, ldb, c + j, ldc,
+            accumulate);
   }
 
  private:
