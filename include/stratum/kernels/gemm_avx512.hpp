@@ -2,11 +2,9 @@
 //
 //   per k: load B[k, j..j+32) (2 vectors), broadcast A[i..i+8, k] one by one, 16 FMAs
 //
-// A panel narrower than 32 columns (the last one) uses masked loads and stores; one of 16
-// columns or fewer (a convolution with 16 filters, or 16 input channels in its backward pass)
-// runs in blocks of 16 rows x 16 columns instead, so that no FMA is spent on masked-off lanes.
-// Products of fewer than 4 rows hold 128 columns of each row in 8 zmm registers instead (few_rows).
-// Compiled for AVX-512F with the target attribute whatever the build's flags (simd_path.hpp).
+// A panel narrower than 32 columns (the last one) uses masked loads and stores. Products of
+// fewer than 4 rows hold 128 columns of each row in 8 zmm registers instead (few_rows). Compiled
+// for AVX-512F with the target attribute whatever the build's flags (simd_path.hpp).
 #pragma once
 
 #include "simd_path.hpp"
@@ -20,14 +18,13 @@
 
 namespace stratum::kernels::detail {
 
-/// C[0..R) x [0..16 V) = A[0..R) x B[:, 0..16 V) (+ C), V = 2 or 1 vectors a row; with
-/// Masked, only the first `width` columns are read and written. Full panels use plain loads
-/// and stores: in a build without
+/// C[0..R) x [0..32) = A[0..R) x B[:, 0..32) (+ C); with Masked, only the first `width`
+/// columns are read and written. Full panels use plain loads and stores: in a build without
 /// -march (the kernel compiled through the target attribute, generic tuning), GCC 12 kept the
 /// two masks on the stack and reloaded them into mask registers at every k (two `kmovw` from
 /// memory in the inner loop, which the -march=native build does not have). Measured alone, the
 /// change was within the noise of alternating runs (docs/kernels.md, "A fourth window").
-template <int R, bool Masked, int V = 2>
+template <int R, bool Masked>
 STRATUM_TARGET_AVX512 inline void gemm_block_avx512(Index K, const float* a, Index a_row_stride,
                                                     Index a_col_stride, const float* b, Index ldb,
                                                     float* c, Index ldc, bool accumulate,
@@ -36,39 +33,39 @@ STRATUM_TARGET_AVX512 inline void gemm_block_avx512(Index K, const float* a, Ind
   auto first_lanes = [](Index n) {
     return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
   };
-  const __mmask16 mask[2] = {first_lanes(width), first_lanes(width - 16)};
-  __m512 acc[R][V];
+  const __mmask16 mask0 = first_lanes(width), mask1 = first_lanes(width - 16);
+  __m512 acc[R][2];
   STRATUM_UNROLL
-  for (int r = 0; r < R; ++r) {
-    STRATUM_UNROLL
-    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
-  }
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (Index k = 0; k < K; ++k) {
     const float* bk = b + k * ldb;
-    __m512 bv[V];
-    STRATUM_UNROLL
-    for (int v = 0; v < V; ++v)
-      bv[v] = Masked ? _mm512_maskz_loadu_ps(mask[v], bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);
+    const __m512 b0 = Masked ? _mm512_maskz_loadu_ps(mask0, bk) : _mm512_loadu_ps(bk);
+    const __m512 b1 = Masked ? _mm512_maskz_loadu_ps(mask1, bk + 16) : _mm512_loadu_ps(bk + 16);
     const float* ak = a + k * a_col_stride;
     STRATUM_UNROLL
     for (int r = 0; r < R; ++r) {
       const __m512 ar = _mm512_set1_ps(ak[r * a_row_stride]);
-      STRATUM_UNROLL
-      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+      acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
     }
   }
   STRATUM_UNROLL
   for (int r = 0; r < R; ++r) {
-    STRATUM_UNROLL
-    for (int v = 0; v < V; ++v) {
-      float* cv = c + r * ldc + 16 * v;
-      if constexpr (Masked) {
-        if (accumulate) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(mask[v], cv));
-        _mm512_mask_storeu_ps(cv, mask[v], acc[r][v]);
-      } else {
-        if (accumulate) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_loadu_ps(cv));
-        _mm512_storeu_ps(cv, acc[r][v]);
+    float* cr = c + r * ldc;
+    if constexpr (Masked) {
+      if (accumulate) {
+        acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(mask0, cr));
+        acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(mask1, cr + 16));
       }
+      _mm512_mask_storeu_ps(cr, mask0, acc[r][0]);
+      _mm512_mask_storeu_ps(cr + 16, mask1, acc[r][1]);
+    } else {
+      if (accumulate) {
+        acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(cr));
+        acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(cr + 16));
+      }
+      _mm512_storeu_ps(cr, acc[r][0]);
+      _mm512_storeu_ps(cr + 16, acc[r][1]);
     }
   }
 }
@@ -124,10 +121,6 @@ struct GemmAvx512 {
                                           Index ldb, float* c, Index ldc, bool accumulate) {
     if (width == columns)
       blocks<false>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
-    else if (width == 16)
-      narrow_blocks<false>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
-    else if (width < 16)
-      narrow_blocks<true>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
     else
       blocks<true>(M, width, K, a, a_row_stride, a_col_stride, b, ldb, c, ldc, accumulate);
   }
@@ -172,27 +165,6 @@ struct GemmAvx512 {
     with_block_rows<12>(M - i, [&](auto block_rows) {
       gemm_block_avx512<decltype(block_rows)::value, Masked>(K, ai, a_row_stride, a_col_stride, b,
                                                              ldb, ci, ldc, accumulate, width);
-    });
-  }
-
-  // Panels of 16 columns or fewer: blocks of 16 rows x 1 vector, the same 16 accumulators and
-  // 16 FMAs per k as the 8 x 32 block, none of them on masked-off lanes (in 8 x 32 blocks half
-  // of the FMAs of a 16-column panel were).
-  template <bool Masked>
-  STRATUM_TARGET_AVX512 static void narrow_blocks(Index M, Index width, Index K, const float* a,
-                                                  Index a_row_stride, Index a_col_stride,
-                                                  const float* b, Index ldb, float* c, Index ldc,
-                                                  bool accumulate) {
-    constexpr Index narrow_rows = 16;
-    const Index i = gemm_last_block_start(M, narrow_rows, /*merge_up_to=*/0);
-    for (Index r = 0; r < i; r += narrow_rows)
-      gemm_block_avx512<narrow_rows, Masked, 1>(K, a + r * a_row_stride, a_row_stride, a_col_stride,
-                                                b, ldb, c + r * ldc, ldc, accumulate, width);
-    const float* ai = a + i * a_row_stride;
-    float* ci = c + i * ldc;
-    with_block_rows<narrow_rows>(M - i, [&](auto block_rows) {
-      gemm_block_avx512<decltype(block_rows)::value, Masked, 1>(K, ai, a_row_stride, a_col_stride,
-                                                                b, ldb, ci, ldc, accumulate, width);
     });
   }
 };
