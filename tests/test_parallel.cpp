@@ -63,6 +63,32 @@ TEST_CASE("parallel_for uses the pool's threads, each with its own index") {
   CHECK(thread_index() == 0);
 }
 
+TEST_CASE("parallel_for hands out runs of consecutive indices, each run on one thread") {
+  with_threads(2, [] {
+    constexpr Index count = 320;
+    const Index tasks = tasks_per_thread * 2;  // 32 runs of 10
+    std::vector<int> thread_of(static_cast<std::size_t>(count), -1);
+    // Tasks long enough that both threads take some.
+    parallel_for(count, [&](Index i) {
+      thread_of[static_cast<std::size_t>(i)] = thread_index();
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    });
+    std::vector<bool> starts_run(static_cast<std::size_t>(count), false);
+    for (Index t = 0; t < tasks; ++t) starts_run[static_cast<std::size_t>(count * t / tasks)] = true;
+    int threads_seen[2] = {0, 0};
+    for (Index i = 0; i < count; ++i) {
+      const int t = thread_of[static_cast<std::size_t>(i)];
+      REQUIRE((t == 0 || t == 1));
+      threads_seen[t] = 1;
+      if (!starts_run[static_cast<std::size_t>(i)]) {
+        INFO("index " << i);
+        CHECK(t == thread_of[static_cast<std::size_t>(i - 1)]);
+      }
+    }
+    CHECK(threads_seen[0] + threads_seen[1] == 2);
+  });
+}
+
 TEST_CASE("a region inside a task runs on that task's thread") {
   with_threads(3, [] {
     std::vector<std::atomic<int>> cells(20 * 30);

@@ -4,7 +4,8 @@
 // (thread_pool.hpp: dynamic, so that a busy machine costs no more than the CPU time it takes).
 // Each task runs the single-threaded kernels (our GEMM, Eigen's element-wise code) inside.
 //
-//   parallel_for(count, body)             body(i) for each i; i is the unit of work handed out
+//   parallel_for(count, body)             body(i) for each i, handed out in runs of consecutive
+//                                         i (at most tasks_per_thread runs per thread)
 //   parallel_for_slots(count, slots, body) body(slot, begin, end) over `slots` fixed parts, for
 //                                         reductions: each slot sums into its own partial result,
 //                                         and the caller adds the partials in slot order
@@ -45,11 +46,30 @@ inline int threads_for_region() {
   return detail::ThreadPool::in_task() ? 1 : num_threads();
 }
 
-/// Runs body(i) for every i in [0, count) on the pool's threads, one i at a time to whichever
-/// thread is free. For work whose results cannot depend on which thread runs which i.
+/// How many tasks a parallel_for region is cut into at most, per thread. Handing out one row at
+/// a time made each of a convolution's 4,032 output rows (1.5-5 us of work each) a task of its
+/// own, and two threads took longer than one: conv1_forward_direct/32 took 8.6-10.7 ms with
+/// two threads, 7.6-9.6 ms with one; in runs of consecutive rows, 4.1-4.6 ms with two
+/// (docs/kernels.md, "A seventh window"). Each thread's rows then follow one another, so the input rows that
+/// neighbouring output rows share stay in its cache, and the shared counters are touched 32
+/// times a region, not 4,032. 16 runs per thread still leave a thread that the system
+/// deschedules holding at most 1/16 of its share, which the other threads do not wait for.
+inline constexpr Index tasks_per_thread = 16;
+
+/// Runs body(i) for every i in [0, count) on the pool's threads, in runs of consecutive i
+/// (count / (tasks_per_thread x threads) of them, at least 1), each run to whichever thread is
+/// free. For work whose results cannot depend on which thread runs which i.
 template <typename Body>
 void parallel_for(Index count, Body&& body) {
-  detail::ThreadPool::instance().run(count, body);
+  const Index tasks = std::min(count, tasks_per_thread * Index{threads_for_region()});
+  if (tasks >= count) {
+    detail::ThreadPool::instance().run(count, body);
+    return;
+  }
+  auto run = [&](Index task) {
+    for (Index i = count * task / tasks, end = count * (task + 1) / tasks; i < end; ++i) body(i);
+  };
+  detail::ThreadPool::instance().run(tasks, run);
 }
 
 /// Runs body(begin, end) over [0, size) in blocks of `block` elements, in parallel.
