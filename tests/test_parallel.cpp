@@ -74,7 +74,8 @@ TEST_CASE("parallel_for hands out runs of consecutive indices, each run on one t
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     });
     std::vector<bool> starts_run(static_cast<std::size_t>(count), false);
-    for (Index t = 0; t < tasks; ++t) starts_run[static_cast<std::size_t>(count * t / tasks)] = true;
+    for (Index t = 0; t < tasks; ++t)
+      starts_run[static_cast<std::size_t>(count * t / tasks)] = true;
     int threads_seen[2] = {0, 0};
     for (Index i = 0; i < count; ++i) {
       const int t = thread_of[static_cast<std::size_t>(i)];
