@@ -128,8 +128,7 @@ void detect_from_jpeg(benchmark::State& state, mask_detection::Detector& detecto
         mask_detection::draw_detections(decoded, detections, detector.class_names()).pixels.data());
   }
   state.counters["detections"] = double(found);
-  report_detector(state, square_letterbox ? detector.network()
-                                          : detector.network_for(photo.width, photo.height));
+  report_detector(state, detector.network_for(photo.width, photo.height, square_letterbox));
 }
 
 void detect_jpeg_photo(benchmark::State& state) {

@@ -162,11 +162,11 @@ class Detector {
   [[nodiscard]] stratum::GraphModel<float>& network() {
     return *scales_.at({input_size_, input_size_}).network;
   }
-  /// The network detect runs for a width x height photo at the model's input size (its tight
-  /// letterbox's box).
-  [[nodiscard]] stratum::GraphModel<float>& network_for(int width, int height) {
-    const stratum::Letterbox box =
-        stratum::tight_letterbox_geometry(width, height, input_size_, input_multiple_);
+  /// The network detect runs for a width x height photo at the model's input size: at its
+  /// tight letterbox's box, or S x S with `square_letterbox`.
+  [[nodiscard]] stratum::GraphModel<float>& network_for(int width, int height,
+                                                        bool square_letterbox = false) {
+    const stratum::Letterbox box = geometry_for(width, height, input_size_, square_letterbox);
     return *scale_at(box.width, box.height).network;
   }
 
@@ -185,9 +185,7 @@ class Detector {
                            std::to_string(input_multiple_) + ", the coarsest stride of " + name_ +
                            "'s network");
     const stratum::Letterbox geometry =
-        options.square_letterbox
-            ? stratum::letterbox_geometry(photo.width, photo.height, size)
-            : stratum::tight_letterbox_geometry(photo.width, photo.height, size, input_multiple_);
+        geometry_for(photo.width, photo.height, size, options.square_letterbox);
     Scale& scale = scale_at(geometry.width, geometry.height);
     const stratum::LetterboxedImage boxed = stratum::letterbox(photo, geometry);
     for (stratum::Index p = 0; p < scale.input.size(); ++p)
@@ -204,6 +202,14 @@ class Detector {
     for (auto& d : found) d.box = boxed.geometry.to_image(d.box);
     std::erase_if(found, [](const stratum::Detection& d) { return d.box.area() <= 0; });
     return found;
+  }
+
+  /// Step 1's letterbox of a width x height photo at side `size`.
+  [[nodiscard]] stratum::Letterbox geometry_for(int width, int height, int size,
+                                                bool square_letterbox) const {
+    return square_letterbox
+               ? stratum::letterbox_geometry(width, height, size)
+               : stratum::tight_letterbox_geometry(width, height, size, input_multiple_);
   }
 
   /// The network for a width x height letterbox, built from the model's the first time it is

@@ -47,7 +47,8 @@ inline int threads_for_region() {
 }
 
 /// How many tasks a parallel_for region is cut into at most, per thread. Handing out one row at
-/// a time made each of a convolution's 4,032 output rows (1.5-5 us of work each) a task of its
+/// a time made each of a convolution's 4,032 output rows (about 2 us of work each: 7.6 ms on one
+/// thread) a task of its
 /// own, and two threads took longer than one: conv1_forward_direct/32 took 8.6-10.7 ms with
 /// two threads, 7.6-9.6 ms with one; in runs of consecutive rows, 4.1-4.6 ms with two
 /// (docs/kernels.md, "A seventh window"). Each thread's rows then follow one another, so the input
