@@ -1,7 +1,8 @@
 // Kernels one by one at the notebook's shapes: each convolution pass as plain reference loops,
 // as tiled im2col + GEMM and as the direct kernel (where it applies), plus the pooling and the
-// GEMM itself; then the detector's new shapes: a stride-2 convolution, a depthwise convolution
-// (reference loops and the fast kernels) and the upsampling. Argument 0 is the batch size.
+// GEMM itself; the compact network's first two convolutions; then the detector's new shapes: a
+// stride-2 convolution, a depthwise convolution (reference loops and the fast kernels) and the
+// upsampling. Argument 0 is the batch size.
 #include "bench_common.hpp"
 
 namespace stratum::bench {
@@ -171,6 +172,23 @@ STRATUM_STRIDE2_BENCH(conv_stride2_forward_direct, Pass::forward, Kernel::direct
 STRATUM_STRIDE2_BENCH(conv_stride2_backward_data_im2col, Pass::backward_data, Kernel::im2col);
 STRATUM_STRIDE2_BENCH(conv_stride2_backward_weights_im2col, Pass::backward_weights, Kernel::im2col);
 STRATUM_STRIDE2_BENCH(conv_stride2_backward_weights_direct, Pass::backward_weights, Kernel::direct);
+
+/// The compact network's (the shipped classifier's) first two convolutions, "same" padding, so
+/// that every output row has edge pixels: the stem, 128x128x3 -> 64x64x16 at stride 2, and
+/// 64x64x16 -> 64x64x32, whose backward data is the forward convolution of dz with 16 filters.
+/// These run the direct kernels with 16 filters, whose per-pixel loops GCC once vectorised
+/// badly (STRATUM_CHANNEL_LOOP in simd_path.hpp).
+WindowGeometry compact_stem_geometry(Index batch) {
+  return make_window_geometry(batch, 128, 128, 3, 3, 2, Padding::same, 16);
+}
+WindowGeometry compact_conv2_geometry(Index batch) {
+  return make_window_geometry(batch, 64, 64, 16, 3, 1, Padding::same, 32);
+}
+STRATUM_CONV_BENCH(compact_stem_forward_direct, Pass::forward, Kernel::direct, compact_stem_geometry);
+STRATUM_CONV_BENCH(compact_stem_backward_weights_direct, Pass::backward_weights, Kernel::direct, compact_stem_geometry);
+STRATUM_CONV_BENCH(compact_conv2_forward_direct, Pass::forward, Kernel::direct, compact_conv2_geometry);
+STRATUM_CONV_BENCH(compact_conv2_backward_data_direct, Pass::backward_data, Kernel::direct, compact_conv2_geometry);
+STRATUM_CONV_BENCH(compact_conv2_backward_weights_direct, Pass::backward_weights, Kernel::direct, compact_conv2_geometry);
 
 /// A depthwise 3x3 "same" convolution over 128x128x32 (multiplier 1), with the given stride:
 /// each pass as reference loops and as the fast kernels. FLOPs: 2 * N * OH * OW * KH * KW * C*M.

@@ -84,6 +84,7 @@ void conv2d_forward_direct_row(const WindowGeometry& g, const T* image, Index oy
   const Index first = columns.first, last = columns.second;
   vectorized([&] {
     for (Index ox = first; ox < last; ++ox)
+      STRATUM_CHANNEL_LOOP
       for (int f = 0; f < F; ++f) out[ox * F + f] = initial[f];
   });
   for (Index ky = 0; ky < g.kernel_h; ++ky) {
@@ -100,6 +101,7 @@ void conv2d_forward_direct_row(const WindowGeometry& g, const T* image, Index oy
       const T* x = image + (iy * g.in_w + ix) * C;
       const T* w = kernel + (ky * g.kernel_w + kx) * C * F;
       for (Index c = 0; c < C; ++c)
+        STRATUM_CHANNEL_LOOP
         for (int f = 0; f < F; ++f) acc[f] += x[c] * w[c * F + f];
     });
     std::copy_n(acc.begin(), F, out + ox * F);
@@ -146,6 +148,7 @@ void conv2d_backward_weights_direct_row(const WindowGeometry& g, const T* image,
       const T* x = image + (iy * g.in_w + ix) * C;
       T* w = dw + (ky * g.kernel_w + kx) * C * F;
       for (Index c = 0; c < C; ++c)
+        STRATUM_CHANNEL_LOOP
         for (int f = 0; f < F; ++f) w[c * F + f] += x[c] * d[f];
     });
   };
@@ -154,6 +157,7 @@ void conv2d_backward_weights_direct_row(const WindowGeometry& g, const T* image,
     for (Index ox = last; ox < g.out_w; ++ox) edge_pixel(ox);
     T* db = dw + K * F;
     for (Index ox = 0; ox < g.out_w; ++ox)
+      STRATUM_CHANNEL_LOOP
       for (int f = 0; f < F; ++f) db[f] += dz[ox * F + f];
   });
 }
