@@ -1,6 +1,6 @@
 // Direct convolution: the forward and backward-weights passes without an im2col copy, for any
-// layer with 8, 16, 32 or 64 filters (the per-pixel code at padded edges keeps the F sums of a
-// pixel in registers, so F is fixed at compile time).
+// layer with 8, 16, 32 or 64 filters (the per-pixel code at padded edges keeps a pixel's sums
+// in registers, 16 filters at a time, so F is fixed at compile time).
 //
 // im2col copies every input value KH*KW times into the patch matrix (for an RGB input layer,
 // in pieces of C = 3 floats), then reads it back. But one kernel row's taps need no copy at
@@ -25,8 +25,9 @@
 // which is dz padded by KH-1-pt rows on top (KW-1-pl columns on the left; as many as the
 // output needs below and to the right), convolved with the kernel turned by 180 degrees and
 // its C and F axes swapped (w'[ky', kx', f, c] = w[KH-1-ky', KW-1-kx', c, f]). So it runs on
-// the forward kernel, where C is a filter count the kernels take. Other strides go through
-// im2col.
+// the forward kernel, where C is a filter count the kernels take. Where the layer makes dz
+// image by image (conv2d_backward_direct_by_image), dz is made into a zero-padded buffer, and
+// the pass runs without padding over it: no edge pixels. Other strides go through im2col.
 //
 // Threads take whole output rows (n, oy) as they come free; backward weights accumulates one
 // partial result per slot of rows (parallel.hpp) and sums them in slot order, so a thread
