@@ -184,11 +184,16 @@ WindowGeometry compact_stem_geometry(Index batch) {
 WindowGeometry compact_conv2_geometry(Index batch) {
   return make_window_geometry(batch, 64, 64, 16, 3, 1, Padding::same, 32);
 }
-STRATUM_CONV_BENCH(compact_stem_forward_direct, Pass::forward, Kernel::direct, compact_stem_geometry);
-STRATUM_CONV_BENCH(compact_stem_backward_weights_direct, Pass::backward_weights, Kernel::direct, compact_stem_geometry);
-STRATUM_CONV_BENCH(compact_conv2_forward_direct, Pass::forward, Kernel::direct, compact_conv2_geometry);
-STRATUM_CONV_BENCH(compact_conv2_backward_data_direct, Pass::backward_data, Kernel::direct, compact_conv2_geometry);
-STRATUM_CONV_BENCH(compact_conv2_backward_weights_direct, Pass::backward_weights, Kernel::direct, compact_conv2_geometry);
+STRATUM_CONV_BENCH(compact_stem_forward_direct, Pass::forward, Kernel::direct,
+                   compact_stem_geometry);
+STRATUM_CONV_BENCH(compact_stem_backward_weights_direct, Pass::backward_weights, Kernel::direct,
+                   compact_stem_geometry);
+STRATUM_CONV_BENCH(compact_conv2_forward_direct, Pass::forward, Kernel::direct,
+                   compact_conv2_geometry);
+STRATUM_CONV_BENCH(compact_conv2_backward_data_direct, Pass::backward_data, Kernel::direct,
+                   compact_conv2_geometry);
+STRATUM_CONV_BENCH(compact_conv2_backward_weights_direct, Pass::backward_weights, Kernel::direct,
+                   compact_conv2_geometry);
 
 /// A depthwise 3x3 "same" convolution over 128x128x32 (multiplier 1), with the given stride:
 /// each pass as reference loops and as the fast kernels. FLOPs: 2 * N * OH * OW * KH * KW * C*M.

@@ -84,9 +84,10 @@ void conv2d_forward_direct_row(const WindowGeometry& g, const T* image, Index oy
   const std::pair<Index, Index> columns = inside_columns(g);
   const Index first = columns.first, last = columns.second;
   vectorized([&] {
-    for (Index ox = first; ox < last; ++ox)
+    for (Index ox = first; ox < last; ++ox) {
       STRATUM_CHANNEL_LOOP
       for (int f = 0; f < F; ++f) out[ox * F + f] = initial[f];
+    }
   });
   for (Index ky = 0; ky < g.kernel_h; ++ky) {
     const Index iy = oy * g.stride_h - g.pad_top + ky;
@@ -106,9 +107,10 @@ void conv2d_forward_direct_row(const WindowGeometry& g, const T* image, Index oy
       for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
         const T* x = image + (iy * g.in_w + ix) * C;
         const T* w = kernel + (ky * g.kernel_w + kx) * C * F + f0;
-        for (Index c = 0; c < C; ++c)
+        for (Index c = 0; c < C; ++c) {
           STRATUM_CHANNEL_LOOP
           for (int f = 0; f < chunk; ++f) acc[f] += x[c] * w[c * F + f];
+        }
       });
       std::copy_n(acc.begin(), chunk, out + ox * F + f0);
     }
@@ -154,18 +156,20 @@ void conv2d_backward_weights_direct_row(const WindowGeometry& g, const T* image,
     for_each_tap_inside(g, oy, ox, [&](Index ky, Index kx, Index iy, Index ix) {
       const T* x = image + (iy * g.in_w + ix) * C;
       T* w = dw + (ky * g.kernel_w + kx) * C * F;
-      for (Index c = 0; c < C; ++c)
+      for (Index c = 0; c < C; ++c) {
         STRATUM_CHANNEL_LOOP
         for (int f = 0; f < F; ++f) w[c * F + f] += x[c] * d[f];
+      }
     });
   };
   vectorized([&] {
     for (Index ox = 0; ox < first; ++ox) edge_pixel(ox);
     for (Index ox = last; ox < g.out_w; ++ox) edge_pixel(ox);
     T* db = dw + K * F;
-    for (Index ox = 0; ox < g.out_w; ++ox)
+    for (Index ox = 0; ox < g.out_w; ++ox) {
       STRATUM_CHANNEL_LOOP
       for (int f = 0; f < F; ++f) db[f] += dz[ox * F + f];
+    }
   });
 }
 
