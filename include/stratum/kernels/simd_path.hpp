@@ -72,8 +72,8 @@
 // sums shuffled across lanes: an edge pixel's loop came to 240-1,540 vector instructions where
 // 8-63 do, and the direct convolutions' edge pixels ran several times slower (docs/kernels.md,
 // "An eighth window"). An unroll factor below every F keeps the loop whole for the vectoriser,
-// which makes it one to four vector instructions; 4 still lets F = 64 keep its four AVX-512
-// sums in registers after vectorisation, as it did before.
+// which makes it one to four AVX-512 vectors (two to eight AVX2 ones); 4 still lets F = 64
+// keep its four AVX-512 sums in registers after vectorisation, as it did before.
 #if defined(__GNUC__) || defined(__clang__)
 #define STRATUM_CHANNEL_LOOP _Pragma("GCC unroll 4")
 #else
