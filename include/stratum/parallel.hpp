@@ -48,12 +48,11 @@ inline int threads_for_region() {
 
 /// How many tasks a parallel_for region is cut into at most, per thread. Handing out one row at
 /// a time made each of a convolution's 4,032 output rows (about 2 us of work each: 7.6 ms on one
-/// thread) a task of its
-/// own, and two threads took longer than one: conv1_forward_direct/32 took 8.6-10.7 ms with
-/// two threads, 7.6-9.6 ms with one; in runs of consecutive rows, 4.1-4.6 ms with two
-/// (docs/kernels.md, "A seventh window"). Each thread's rows then follow one another, so the input
-/// rows that neighbouring output rows share stay in its cache, and the shared counters are touched
-/// 32 times a region, not 4,032. 16 runs per thread still leave a thread that the system
+/// thread) a task of its own, and two threads took longer than one: conv1_forward_direct/32
+/// took 8.6-10.0 ms with two threads, 7.6-9.6 ms with one; in runs of consecutive rows,
+/// 4.1-4.6 ms with two (docs/kernels.md, "A seventh window"). Each thread's rows then follow one
+/// another, so the input rows that neighbouring output rows share stay in its cache, and the
+/// shared counters are touched 32 times a region, not 4,032. 16 runs per thread still leave a thread that the system
 /// deschedules holding at most 1/16 of its share, which the other threads do not wait for.
 inline constexpr Index tasks_per_thread = 16;
 

@@ -306,27 +306,27 @@ void conv2d_backward_direct_by_image(const WindowGeometry& g, const T* input, co
   const T* turned = workspace.transposed_kernel.data();
   const Index slots = std::min(g.batch, reduction_slots());
   detail::zero_partials(workspace.weight_grads, slots, K, F);
-  workspace.gradient_rows.prepare(unpadded.in_h * padded_row_size);
+  // Each thread's buffer is zeroed once; images then write only dz's rows inside it, so the
+  // padding stays zero for every image the thread takes.
+  const Index padded_size = unpadded.in_h * padded_row_size;
+  ThreadScratch<T>& buffers = workspace.gradient_rows;
+  buffers.prepare(padded_size);
+  parallel_for(buffers.count(), [&](Index b) { std::fill_n(buffers.get(b), padded_size, T(0)); });
   with_filter_count(F, [&](auto filters) {
     constexpr int FF = decltype(filters)::value;
     parallel_for_slots(g.batch, slots, [&](Index slot, Index begin, Index end) {
       for (Index n = begin; n < end; ++n) {
-        T* padded = workspace.gradient_rows.get();
-        // Zeros where the padding is, dz's rows inside, made one row at a time.
-        std::fill_n(padded, t.pad_top * padded_row_size, T(0));
-        for (Index oy = 0; oy < g.out_h; ++oy) {
-          T* row = padded + (t.pad_top + oy) * padded_row_size;
-          std::fill_n(row, t.pad_left * F, T(0));
-          gradient_rows(n * image_gradient_size + oy * row_size, row_size, row + t.pad_left * F);
-          std::fill(row + t.pad_left * F + row_size, row + padded_row_size, T(0));
-        }
-        std::fill(padded + (t.pad_top + g.out_h) * padded_row_size,
-                  padded + unpadded.in_h * padded_row_size, T(0));
+        T* padded = buffers.get();
+        // Where dz's row oy lies in the padded buffer.
+        auto dz_row = [&](Index oy) {
+          return padded + (t.pad_top + oy) * padded_row_size + t.pad_left * F;
+        };
+        for (Index oy = 0; oy < g.out_h; ++oy)
+          gradient_rows(n * image_gradient_size + oy * row_size, row_size, dz_row(oy));
         const T* image = input + n * image_size;
         for (Index oy = 0; oy < g.out_h; ++oy)
-          conv2d_backward_weights_direct_row<T, FF>(
-              g, image, oy, padded + (t.pad_top + oy) * padded_row_size + t.pad_left * F,
-              workspace.weight_grads.get(slot));
+          conv2d_backward_weights_direct_row<T, FF>(g, image, oy, dz_row(oy),
+                                                    workspace.weight_grads.get(slot));
         conv2d_forward_direct_rows(unpadded, padded, turned, static_cast<const T*>(nullptr), 0,
                                    unpadded.out_h, d_input + n * image_size);
       }
