@@ -69,7 +69,7 @@
 // Put before a loop over one pixel's F channels (F a compile-time 8 to 64) inside `vectorized`.
 // Without it GCC's -O3 unrolls a loop of 8 or 16 completely before the vectoriser sees it, and
 // then vectorises the loop around it instead (over input channels or pixels), with F separate
-// sums shuffled across lanes: an edge pixel's loop came to 240-1,540 vector instructions where
+// sums shuffled across lanes: an edge pixel's loop came to 236-1,537 vector instructions where
 // 8-63 do, and the direct convolutions' edge pixels ran several times slower (docs/kernels.md,
 // "An eighth window"). An unroll factor below every F keeps the loop whole for the vectoriser,
 // which makes it one to four AVX-512 vectors (two to eight AVX2 ones); 4 still lets F = 64
