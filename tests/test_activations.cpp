@@ -40,6 +40,23 @@ TEST_CASE("Sigmoid and Softmax stay finite on extreme inputs") {
   CHECK(y[0] == 0.0f);
 }
 
+TEST_CASE("the sigmoid activation gives a value the same bits wherever it lies in a buffer") {
+  // A convolution applies it tile by tile, and how a pass is cut into tiles depends on the
+  // batch: an image's output must not.
+  Random rng(3);
+  std::vector<float> values(61);
+  for (auto& v : values) v = static_cast<float>(rng.uniform(-8, 8));
+  std::vector<float> whole = values;
+  activation_forward(Activation::sigmoid, whole.data(), Index{61}, Index{1});
+  for (Index offset = 1; offset < 20; ++offset)
+    for (Index length : {1, 5, 16, 17, 40}) {
+      std::vector<float> part(values.begin() + offset, values.begin() + offset + length);
+      activation_forward(Activation::sigmoid, part.data(), length, Index{1});
+      INFO("offset " << offset << ", length " << length);
+      CHECK(std::equal(part.begin(), part.end(), whole.begin() + offset));
+    }
+}
+
 TEST_CASE("ReLU, Sigmoid and Softmax: gradient checks") {
   SUBCASE("relu on images") { check_layer(ReLU<double>(), {3, 5, 2}, 2); }
   SUBCASE("sigmoid") { check_layer(Sigmoid<double>(), {7}, 3); }

@@ -265,6 +265,31 @@ TEST_CASE("conv2d kernels: one and two threads agree") {
   }
 }
 
+TEST_CASE("Conv2D: an image's output has the same bits in a batch of 1 as in a larger one") {
+  // im2col cuts a pass into more tiles per image when the batch is small (so that one image
+  // still keeps every thread busy): the tiles must not change the results, sigmoid included.
+  const int saved = num_threads();
+  set_num_threads(2);
+  Random rng(11);
+  Conv2D<float> conv(3, 3, Activation::sigmoid, 1, Padding::same);
+  conv.build({15, 15, 5}, rng);
+  const WindowGeometry one = make_window_geometry(1, 15, 15, 5, 3, 1, Padding::same, 3);
+  const WindowGeometry six = make_window_geometry(6, 15, 15, 5, 3, 1, Padding::same, 3);
+  CHECK(kernels::im2col_tile_rows(one) != kernels::im2col_tile_rows(six));
+  Tensor<float> batch({6, 15, 15, 5}), all, alone;
+  for (auto& v : batch) v = static_cast<float>(rng.uniform(-1, 1));
+  conv.forward(batch, all, Mode::inference);
+  const Index image = 15 * 15 * 5, out = 15 * 15 * 3;
+  for (Index n = 0; n < 6; ++n) {
+    Tensor<float> x({1, 15, 15, 5});
+    std::copy_n(batch.data() + n * image, image, x.data());
+    conv.forward(x, alone, Mode::inference);
+    INFO("image " << n);
+    CHECK(std::equal(alone.begin(), alone.end(), all.data() + n * out));
+  }
+  set_num_threads(saved);
+}
+
 TEST_CASE("Conv2D: without an input gradient (the first layer) the weight gradients are the same") {
   // Without dx the layer folds the activation's derivative into the weight-gradient kernel;
   // it must give what the two-pass route gives. Direct path (F = 16) and im2col path (F = 5).

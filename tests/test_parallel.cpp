@@ -161,7 +161,7 @@ TEST_CASE("a reduction over slots gives the same bits every time for a thread co
   for (std::size_t i = 0; i < values.size(); ++i)
     values[i] = 1.0f / float(i + 1) * (i % 3 ? 1.f : -3.f);
   auto reduce = [&] {
-    const Index slots = reduction_slots();
+    const Index slots = reduction_slots(static_cast<Index>(values.size()), 1);
     std::vector<float> partial(static_cast<std::size_t>(slots), 0.f);
     parallel_for_slots(static_cast<Index>(values.size()), slots, [&](Index s, Index b, Index e) {
       for (Index i = b; i < e; ++i)
@@ -172,6 +172,23 @@ TEST_CASE("a reduction over slots gives the same bits every time for a thread co
   with_threads(2, [&] {
     const float first = reduce();
     for (int run = 0; run < 50; ++run) CHECK(reduce() == first);
+  });
+}
+
+TEST_CASE("reduction_slots: one per task, fewer for large partial results, never more than items") {
+  with_threads(2, [] {
+    CHECK(reduction_slots(1000, 100) == tasks_per_thread * 2);
+    // Partials of a million values each: the floor of four slots per thread.
+    CHECK(reduction_slots(1000, reduction_partials_budget) == 8);
+    CHECK(reduction_slots(1000, reduction_partials_budget / 12) == 12);
+    CHECK(reduction_slots(5, 100) == 5);
+    CHECK(reduction_slots(0, 100) == 1);
+    // Inside a task a region runs on one thread: four slots at most there.
+    std::vector<Index> inside(2, 0);
+    parallel_for(2, [&](Index i) {
+      inside[static_cast<std::size_t>(i)] = reduction_slots(1000, reduction_partials_budget);
+    });
+    CHECK(inside == std::vector<Index>{4, 4});
   });
 }
 

@@ -79,10 +79,21 @@ void parallel_for_blocks(Index size, Index block, Body&& body) {
   parallel_for((size + block - 1) / block, run_block);
 }
 
-/// The number of parts a parallel reduction splits its range into: four per thread, so that
-/// the slots a descheduled thread would have taken go to the others.
-inline Index reduction_slots() {
-  return 4 * Index{num_threads()};
+/// How many values the partial results of one reduction may hold in all before it takes fewer
+/// slots: 4 MB of floats, which the slots zero and the caller's threads sum again.
+inline constexpr Index reduction_partials_budget = Index{1} << 20;
+
+/// The number of parts a parallel reduction over `count` items splits into, when each part's
+/// partial result holds `partial_size` values: as many as parallel_for's tasks, so that the
+/// slots a descheduled thread would have taken go to the others, and on a quiet machine the
+/// threads end within a small slot of each other (with four slots per thread, the by-image
+/// backward pass of the notebook's conv2 had one thread idle for 2 ms of its 46 at the end);
+/// fewer where the partials would pass reduction_partials_budget, but at least four per thread.
+inline Index reduction_slots(Index count, Index partial_size) {
+  const Index threads = threads_for_region();
+  const Index affordable = reduction_partials_budget / std::max<Index>(partial_size, 1);
+  const Index slots = std::clamp(affordable, 4 * threads, tasks_per_thread * threads);
+  return std::clamp<Index>(slots, 1, std::max<Index>(count, 1));
 }
 
 /// Runs body(slot, begin, end) for the `slots` contiguous parts of [0, count) (as even as

@@ -179,16 +179,17 @@ void conv2d_backward_weights_direct_fixed(const WindowGeometry& g, const T* inpu
                                           Conv2DWorkspace<T>& workspace,
                                           GradientRows& gradient_rows) {
   const Index K = g.patch_size(), row_size = g.out_w * F, rows = g.batch * g.out_h;
-  const Index slots = std::min(rows, reduction_slots());
-  detail::zero_partials(workspace.weight_grads, slots, K, Index{F});
+  const Index slots = reduction_slots(rows, K * F + F);
+  detail::prepare_partials(workspace.weight_grads, slots, K, Index{F});
   workspace.gradient_rows.prepare(row_size);
   parallel_for_slots(rows, slots, [&](Index slot, Index begin, Index end) {
+    T* partial = detail::zeroed_partial(workspace.weight_grads, slot, K, Index{F});
     for (Index row = begin; row < end; ++row) {
       const Index n = row / g.out_h, oy = row % g.out_h;
       const T* dz = detail::gradient_block(d_output, row * row_size, row_size,
                                            workspace.gradient_rows.get(), gradient_rows);
       conv2d_backward_weights_direct_row<T, F>(g, input + n * g.in_h * g.in_w * g.in_c, oy, dz,
-                                               workspace.weight_grads.get(slot));
+                                               partial);
     }
   });
   detail::sum_partials(workspace.weight_grads, K, Index{F}, d_kernel, d_bias);
@@ -304,8 +305,8 @@ void conv2d_backward_direct_by_image(const WindowGeometry& g, const T* input, co
   const Index padded_row_size = unpadded.in_w * F;
   turn_kernel(g, kernel, workspace.transposed_kernel);
   const T* turned = workspace.transposed_kernel.data();
-  const Index slots = std::min(g.batch, reduction_slots());
-  detail::zero_partials(workspace.weight_grads, slots, K, F);
+  const Index slots = reduction_slots(g.batch, K * F + F);
+  detail::prepare_partials(workspace.weight_grads, slots, K, F);
   // Each thread's buffer is zeroed once; images then write only dz's rows inside it, so the
   // padding stays zero for every image the thread takes.
   const Index padded_size = unpadded.in_h * padded_row_size;
@@ -315,6 +316,7 @@ void conv2d_backward_direct_by_image(const WindowGeometry& g, const T* input, co
   with_filter_count(F, [&](auto filters) {
     constexpr int FF = decltype(filters)::value;
     parallel_for_slots(g.batch, slots, [&](Index slot, Index begin, Index end) {
+      T* partial = detail::zeroed_partial(workspace.weight_grads, slot, K, F);
       for (Index n = begin; n < end; ++n) {
         T* padded = buffers.get();
         // Where dz's row oy lies in the padded buffer.
@@ -325,8 +327,7 @@ void conv2d_backward_direct_by_image(const WindowGeometry& g, const T* input, co
           gradient_rows(n * image_gradient_size + oy * row_size, row_size, dz_row(oy));
         const T* image = input + n * image_size;
         for (Index oy = 0; oy < g.out_h; ++oy)
-          conv2d_backward_weights_direct_row<T, FF>(g, image, oy, dz_row(oy),
-                                                    workspace.weight_grads.get(slot));
+          conv2d_backward_weights_direct_row<T, FF>(g, image, oy, dz_row(oy), partial);
         conv2d_forward_direct_rows(unpadded, padded, turned, static_cast<const T*>(nullptr), 0,
                                    unpadded.out_h, d_input + n * image_size);
       }

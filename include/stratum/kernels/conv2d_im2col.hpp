@@ -68,9 +68,16 @@ const T* gradient_block(const T* d_output, Index offset, Index count, T* buffer,
 }
 }  // namespace detail
 
-/// Output pixels per tile: about 512 KiB of patches (half a Zen 5 core's L2), at least 16 rows.
+/// Output pixels per tile: about 512 KiB of patches (half a Zen 5 core's L2), but small enough
+/// that the pass has four tiles per thread, and at least 16. (Cut for the cache alone, one
+/// image through the compact network's 16x16 convolution was two tiles of 240 and 16 pixels,
+/// and its 8x8 one a single tile: one thread ran it alone, 190 us of the 1.07 ms the image
+/// took.) Tiles never change an output's bits: the GEMM sums each one whatever block it lies
+/// in, and the epilogue's activations work value by value.
 inline Index im2col_tile_rows(const WindowGeometry& g) {
-  const Index rows = (Index{131072} / std::max<Index>(g.patch_size(), 1) + 15) / 16 * 16;
+  const Index cache_rows = Index{131072} / std::max<Index>(g.patch_size(), 1);
+  const Index share_rows = g.batch * g.out_pixels() / (4 * Index{threads_for_region()});
+  const Index rows = (std::min(cache_rows, share_rows) + 15) / 16 * 16;
   return std::clamp<Index>(rows, 16, std::max<Index>(g.out_pixels(), 16));
 }
 
@@ -150,25 +157,42 @@ using ConstRowVectorMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 template <typename T>
 using RowVectorMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 
-/// d_kernel (K x F) and d_bias (F) = the sum, in slot order, of the partial sums of a parallel
-/// reduction's slots, kept in `partials` as K*F kernel values followed by F bias values.
+/// out[0 .. count) = the sum over slots, in slot order, of values [offset, offset + count) of
+/// each slot's partial.
 template <typename T>
-void sum_partials(ThreadScratch<T>& partials, Index K, Index F, T* d_kernel, T* d_bias) {
-  MatrixMap<T> dw(d_kernel, K, F);
-  dw = MatrixMap<T>(partials.get(0), K, F);
-  for (int t = 1; t < partials.count(); ++t) dw += MatrixMap<T>(partials.get(t), K, F);
-  if (!d_bias) return;
-  RowVectorMap<T> db(d_bias, F);
-  db = RowVectorMap<T>(partials.get(0) + K * F, F);
-  for (int t = 1; t < partials.count(); ++t) db += RowVectorMap<T>(partials.get(t) + K * F, F);
+void sum_slots(ThreadScratch<T>& partials, Index offset, Index count, T* out) {
+  std::copy_n(partials.get(0) + offset, count, out);
+  for (int t = 1; t < partials.count(); ++t) {
+    const T* partial = partials.get(t) + offset;
+    for (Index i = 0; i < count; ++i) out[i] += partial[i];
+  }
 }
 
-/// Prepares and zeroes one K*F + F accumulator for each of the `slots` of a parallel reduction.
+/// d_kernel (K x F) and d_bias (F) = the sum, in slot order, of the partial sums of a parallel
+/// reduction's slots, kept in `partials` as K*F kernel values followed by F bias values. The
+/// kernel's values are summed in parallel, block by block (each value's order stays the same).
 template <typename T>
-void zero_partials(ThreadScratch<T>& partials, Index slots, Index K, Index F) {
+void sum_partials(ThreadScratch<T>& partials, Index K, Index F, T* d_kernel, T* d_bias) {
+  parallel_for_blocks(K * F, 4096, [&](Index begin, Index end) {
+    sum_slots(partials, begin, end - begin, d_kernel + begin);
+  });
+  if (d_bias) sum_slots(partials, K * F, F, d_bias);
+}
+
+/// Prepares one K*F + F accumulator for each of the `slots` of a parallel reduction (each slot
+/// zeroes its own: zeroed_partial).
+template <typename T>
+void prepare_partials(ThreadScratch<T>& partials, Index slots, Index K, Index F) {
   partials.prepare(K * F + F, slots);
-  for (int t = 0; t < partials.count(); ++t)
-    std::fill(partials.get(t), partials.get(t) + K * F + F, T(0));
+}
+
+/// The accumulator of `slot`, zeroed: by the thread that fills it, so it is in that thread's
+/// cache when the sums start.
+template <typename T>
+T* zeroed_partial(ThreadScratch<T>& partials, Index slot, Index K, Index F) {
+  T* partial = partials.get(slot);
+  std::fill_n(partial, K * F + F, T(0));
+  return partial;
 }
 }  // namespace detail
 
@@ -242,12 +266,12 @@ void conv2d_backward_weights_im2col(const WindowGeometry& g, const T* input, con
   const Im2colTiling t(g);
   const Index K = t.K, F = t.F, P = t.P;
   workspace.patches.prepare(t.tile_rows * K);
-  const Index items = g.batch * t.tiles, slots = std::min(items, reduction_slots());
-  detail::zero_partials(workspace.weight_grads, slots, K, F);
+  const Index items = g.batch * t.tiles, slots = reduction_slots(items, K * F + F);
+  detail::prepare_partials(workspace.weight_grads, slots, K, F);
   workspace.gradient_rows.prepare(t.tile_rows * F);
 
   parallel_for_slots(items, slots, [&](Index slot, Index begin, Index end) {
-    T* accumulator = workspace.weight_grads.get(slot);
+    T* accumulator = detail::zeroed_partial(workspace.weight_grads, slot, K, F);
     for (Index item = begin; item < end; ++item) {
       const auto [n, first, rows] = t.tile(item);
       T* patches = workspace.patches.get();

@@ -144,11 +144,11 @@ void depthwise_conv2d_backward_weights(const WindowGeometry& g, const T* input, 
                                        T* d_kernel, T* d_bias,
                                        DepthwiseConv2DWorkspace<T>& workspace) {
   const Index CM = g.out_c, taps = g.kernel_h * g.kernel_w, row_size = g.out_w * CM;
-  const Index rows = g.batch * g.out_h, slots = std::min(rows, reduction_slots());
-  detail::zero_partials(workspace.weight_grads, slots, taps, CM);
+  const Index rows = g.batch * g.out_h, slots = reduction_slots(rows, taps * CM + CM);
+  detail::prepare_partials(workspace.weight_grads, slots, taps, CM);
   workspace.expanded_row.prepare(g.in_w * CM);
   parallel_for_slots(rows, slots, [&](Index slot, Index begin, Index end) {
-    T* dw = workspace.weight_grads.get(slot);
+    T* dw = detail::zeroed_partial(workspace.weight_grads, slot, taps, CM);
     T* db = dw + taps * CM;
     vectorized([&] {
       for (Index row = begin; row < end; ++row) {

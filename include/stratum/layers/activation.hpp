@@ -37,6 +37,28 @@ inline const char* to_string(Activation a) {
   return "?";
 }
 
+/// values = 1 / (1 + e^-values), 16 at a time through Eigen's vectorised exp, the last few
+/// padded to 16: over a whole buffer, Eigen would take the elements before the first aligned
+/// one and after the last whole vector through std::exp, whose last bits differ, so a value's
+/// result would depend on where it lies (and a convolution's output on how its pass is cut
+/// into tiles, which depends on the batch). (1/(1+e^-z) overflows e^-z for very negative z in
+/// float; the result is still 0 then.)
+template <typename T>
+void sigmoid_in_place(T* values, Index size) {
+  using Chunk = Eigen::Array<T, 16, 1>;
+  auto sigmoid = [](const Chunk& z) -> Chunk { return T(1) / (T(1) + (-z).exp()); };
+  Index i = 0;
+  for (; i + 16 <= size; i += 16) {
+    Eigen::Map<Chunk> chunk(values + i);
+    chunk = sigmoid(chunk);
+  }
+  if (i == size) return;
+  Chunk last = Chunk::Zero();
+  std::copy(values + i, values + size, last.data());
+  last = sigmoid(last);
+  std::copy_n(last.data(), size - i, values + i);
+}
+
 /// y = activation(z), in place on `values`; softmax works on rows of length `row_length`.
 /// (ReLU is a plain loop that the compiler vectorises for the SIMD path in force, which
 /// Eigen's SSE code in a build without -march would not be.)
@@ -52,8 +74,7 @@ void activation_forward(Activation activation, T* values, Index size, Index row_
       });
       break;
     case Activation::sigmoid:
-      // 1/(1+e^-z) overflows e^-z for very negative z in float; the result is still 0 then.
-      v = T(1) / (T(1) + (-v).exp());
+      sigmoid_in_place(values, size);
       break;
     case Activation::softmax:
       for (Index row = 0; row < size / row_length; ++row) {

@@ -33,7 +33,7 @@ namespace detail {
 /// combined in slot order, so a thread count always gives the same result.
 template <typename AddRow>
 void sum_over_rows(Index rows, Index width, std::vector<double>& sums, AddRow&& add_row) {
-  const Index slots = std::min(rows, reduction_slots());
+  const Index slots = reduction_slots(rows, width);
   std::vector<double> partials(static_cast<std::size_t>(slots * width), 0.0);
   parallel_for_slots(rows, slots, [&](Index slot, Index begin, Index end) {
     double* partial = partials.data() + slot * width;

@@ -63,11 +63,10 @@ class Dense final : public Layer<T> {
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode /*mode*/) override {
     const Index inputs = x.matrix().cols(), batch = x.dim(0);
     const Index block = feature_block(inputs), blocks = (inputs + block - 1) / block;
-    const Index slots = std::min(blocks, reduction_slots());
+    const Index slots = reduction_slots(blocks, batch * units_);
     partial_products_.prepare(batch * units_, slots);
-    for (Index s = 0; s < slots; ++s)
-      std::fill(partial_products_.get(s), partial_products_.get(s) + batch * units_, T(0));
     parallel_for_slots(blocks, slots, [&](Index slot, Index begin, Index end) {
+      std::fill_n(partial_products_.get(slot), batch * units_, T(0));
       for (Index b = begin; b < end; ++b) {
         const Index first = b * block, count = std::min(block, inputs - first);
         kernels::gemm<T>(batch, units_, count, x.data() + first, inputs, 1,
