@@ -10,6 +10,10 @@ TEST_CASE("BatchNormalization: gradient checks in training and inference, images
   check_layer(BatchNormalization<double>(), {3, 5, 7}, 2);
   check_layer(BatchNormalization<double>(), {4, 3, 5}, 1);
   check_layer(BatchNormalization<double>(0.9, 1e-2), {6}, 5);
+  // The loops take strips of 512 / C rows: 180 rows of 7 channels are two whole strips and a
+  // part; 520 channels are a strip of one row.
+  check_layer(BatchNormalization<double>(), {10, 9, 7}, 2);
+  check_layer(BatchNormalization<double>(), {1, 2, 520}, 2);
 
   Random rng(4);
   BatchNormalization<double> inference;

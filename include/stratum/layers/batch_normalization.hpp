@@ -28,23 +28,58 @@ namespace stratum {
 
 namespace detail {
 
-/// sums[0 .. width) = sum over rows of what add_row(row, partial) adds into `partial`, in
-/// parallel over the slots of a reduction (parallel.hpp). Partial sums are in double and
-/// combined in slot order, so a thread count always gives the same result.
-template <typename AddRow>
-void sum_over_rows(Index rows, Index width, std::vector<double>& sums, AddRow&& add_row) {
-  const Index slots = reduction_slots(rows, width);
-  std::vector<double> partials(static_cast<std::size_t>(slots * width), 0.0);
+/// How many rows the loops below take at a time, as one strip of consecutive values: a loop
+/// over a strip is one long vectorised loop, where a loop over each row's C channels (16 in
+/// the compact network's first layers) was a short loop per row that loaded and stored the
+/// row's C double sums every time. A per-channel quantity is read from a pattern as long as a
+/// strip (strip_pattern).
+inline Index strip_rows(Index channels) {
+  return std::max<Index>(1, 512 / std::max<Index>(channels, 1));
+}
+
+/// `values` (one per channel) repeated over `rows` rows: pattern[r * C + c] = values[c].
+template <typename S, typename V>
+std::vector<S> strip_pattern(const std::vector<V>& values, Index rows) {
+  std::vector<S> pattern;
+  pattern.reserve(values.size() * static_cast<std::size_t>(rows));
+  for (Index r = 0; r < rows; ++r)
+    for (const V& v : values) pattern.push_back(static_cast<S>(v));
+  return pattern;
+}
+
+/// sums[t * C + c] = the sum over all rows of term t of channel c, for t < terms: in double,
+/// in parallel over the slots of a reduction (parallel.hpp). Each slot adds its rows strip by
+/// strip: add_strip(first, count, acc, strip) adds term t of value first + s (s < count,
+/// whole rows) to acc[t * strip + s]; the strip's rows are then summed per channel. Partial
+/// sums are combined in slot order, so a thread count always gives the same result.
+/// `scratch` holds the slots' accumulators from call to call.
+template <typename AddStrip>
+void sum_over_strips(Index rows, Index channels, Index terms, std::vector<double>& scratch,
+                     std::vector<double>& sums, AddStrip&& add_strip) {
+  const Index k = strip_rows(channels), strip = k * channels, width = terms * channels;
+  const Index slots = reduction_slots(rows, terms * strip + width);
+  const Index per_slot = terms * strip + width;  // accumulators, then the slot's sums
+  scratch.resize(static_cast<std::size_t>(slots * per_slot));
   parallel_for_slots(rows, slots, [&](Index slot, Index begin, Index end) {
-    double* partial = partials.data() + slot * width;
-    kernels::vectorized([&] {  // the channel loops use the CPU's widest vectors
-      for (Index row = begin; row < end; ++row) add_row(row, partial);
+    double* acc = scratch.data() + slot * per_slot;
+    std::fill_n(acc, terms * strip, 0.0);
+    kernels::vectorized([&] {  // the strip loops use the CPU's widest vectors
+      for (Index row = begin; row < end; row += k)
+        add_strip(row * channels, std::min(k, end - row) * channels, acc, strip);
     });
+    double* partial = acc + terms * strip;
+    for (Index t = 0; t < terms; ++t)
+      for (Index c = 0; c < channels; ++c) {
+        double sum = 0;
+        for (Index r = 0; r < k; ++r) sum += acc[t * strip + r * channels + c];
+        partial[t * channels + c] = sum;
+      }
   });
   sums.assign(static_cast<std::size_t>(width), 0.0);
-  for (Index t = 0; t < slots; ++t)
+  for (Index slot = 0; slot < slots; ++slot)
     for (Index i = 0; i < width; ++i)
-      sums[static_cast<std::size_t>(i)] += partials[static_cast<std::size_t>(t * width + i)];
+      sums[static_cast<std::size_t>(i)] +=
+          scratch[static_cast<std::size_t>(slot * per_slot + terms * strip + i)];
 }
 
 }  // namespace detail
@@ -88,26 +123,29 @@ class BatchNormalization final : public Layer<T> {
   }
 
   void do_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override {
-    const Index rows = x.size() / channels_;
+    const Index rows = x.size() / channels_, strip_rows = detail::strip_rows(channels_);
     const auto C = static_cast<std::size_t>(channels_);
     batch_statistics_ = mode == Mode::training;
     mean_.resize(C);
     inv_std_.resize(C);
     if (batch_statistics_) {
       std::vector<double> sums;
-      detail::sum_over_rows(rows, channels_, sums, [&](Index row, double* acc) {
-        const T* xr = x.data() + row * channels_;
-        for (Index c = 0; c < channels_; ++c) acc[c] += double(xr[c]);
-      });
+      detail::sum_over_strips(rows, channels_, 1, scratch_, sums,
+                              [&](Index first, Index count, double* acc, Index /*strip*/) {
+                                const T* xs = x.data() + first;
+                                for (Index s = 0; s < count; ++s) acc[s] += double(xs[s]);
+                              });
       for (std::size_t c = 0; c < C; ++c) mean_[c] = sums[c] / double(rows);
       // Two passes (mean, then squared deviations) rather than E[x^2] - E[x]^2, which cancels.
-      detail::sum_over_rows(rows, channels_, sums, [&](Index row, double* acc) {
-        const T* xr = x.data() + row * channels_;
-        for (Index c = 0; c < channels_; ++c) {
-          const double d = double(xr[c]) - mean_[static_cast<std::size_t>(c)];
-          acc[c] += d * d;
-        }
-      });
+      const auto mean = detail::strip_pattern<double>(mean_, strip_rows);
+      detail::sum_over_strips(rows, channels_, 1, scratch_, sums,
+                              [&](Index first, Index count, double* acc, Index /*strip*/) {
+                                const T* xs = x.data() + first;
+                                for (Index s = 0; s < count; ++s) {
+                                  const double d = double(xs[s]) - mean[static_cast<std::size_t>(s)];
+                                  acc[s] += d * d;
+                                }
+                              });
       for (std::size_t c = 0; c < C; ++c) {
         const double variance = sums[c] / double(rows);
         inv_std_[c] = 1.0 / std::sqrt(variance + epsilon_);
@@ -132,28 +170,35 @@ class BatchNormalization final : public Layer<T> {
       scale_[c] = T(double(gamma_.value[i]) * inv_std_[c]);
       shift_[c] = T(double(beta_.value[i]) - mean_[c] * double(gamma_.value[i]) * inv_std_[c]);
     }
-    for_row_blocks(rows, [&](Index row) {
-      const T* xr = x.data() + row * channels_;
-      T* yr = y.data() + row * channels_;
-      for (Index c = 0; c < channels_; ++c)
-        yr[c] = xr[c] * scale_[static_cast<std::size_t>(c)] + shift_[static_cast<std::size_t>(c)];
+    const auto scale = detail::strip_pattern<T>(scale_, strip_rows);
+    const auto shift = detail::strip_pattern<T>(shift_, strip_rows);
+    for_strips(rows, [&](Index first, Index count) {
+      const T* xs = x.data() + first;
+      T* ys = y.data() + first;
+      for (Index s = 0; s < count; ++s) {
+        const auto k = static_cast<std::size_t>(s);
+        ys[s] = xs[s] * scale[k] + shift[k];
+      }
     });
   }
 
   void do_backward(const Tensor<T>& x, const Tensor<T>& /*y*/, const Tensor<T>& dy,
                    Tensor<T>* dx) override {
-    const Index rows = x.size() / channels_;
+    const Index rows = x.size() / channels_, strip_rows = detail::strip_rows(channels_);
     const auto C = static_cast<std::size_t>(channels_);
+    const auto mean = detail::strip_pattern<double>(mean_, strip_rows);
+    const auto inv_std = detail::strip_pattern<double>(inv_std_, strip_rows);
     std::vector<double> sums;  // [0, C): sum dy; [C, 2C): sum dy * xhat
-    detail::sum_over_rows(rows, 2 * channels_, sums, [&](Index row, double* acc) {
-      const T* xr = x.data() + row * channels_;
-      const T* dyr = dy.data() + row * channels_;
-      for (Index c = 0; c < channels_; ++c) {
-        const auto k = static_cast<std::size_t>(c);
-        acc[c] += double(dyr[c]);
-        acc[channels_ + c] += double(dyr[c]) * (double(xr[c]) - mean_[k]) * inv_std_[k];
-      }
-    });
+    detail::sum_over_strips(
+        rows, channels_, 2, scratch_, sums, [&](Index first, Index count, double* acc, Index strip) {
+          const T* xs = x.data() + first;
+          const T* dys = dy.data() + first;
+          for (Index s = 0; s < count; ++s) {
+            const auto k = static_cast<std::size_t>(s);
+            acc[s] += double(dys[s]);
+            acc[strip + s] += double(dys[s]) * (double(xs[s]) - mean[k]) * inv_std[k];
+          }
+        });
     for (std::size_t c = 0; c < C; ++c) {
       beta_.grad[static_cast<Index>(c)] = T(sums[c]);
       gamma_.grad[static_cast<Index>(c)] = T(sums[C + c]);
@@ -161,35 +206,40 @@ class BatchNormalization final : public Layer<T> {
     if (!dx) return;
     // dx = scale * (dy - a - xhat * b): a = dbeta / M and b = dgamma / M in training, where the
     // batch statistics carry the gradient back to every input; 0 in inference.
-    std::vector<T> a(C, T(0)), b(C, T(0)), center(C), inv_std(C);
-    for (std::size_t c = 0; c < C; ++c) {
-      if (batch_statistics_) {
-        a[c] = T(sums[c] / double(rows));
-        b[c] = T(sums[C + c] / double(rows));
+    std::vector<T> a_c(C, T(0)), b_c(C, T(0));
+    if (batch_statistics_)
+      for (std::size_t c = 0; c < C; ++c) {
+        a_c[c] = T(sums[c] / double(rows));
+        b_c[c] = T(sums[C + c] / double(rows));
       }
-      center[c] = T(mean_[c]);
-      inv_std[c] = T(inv_std_[c]);
-    }
-    for_row_blocks(rows, [&](Index row) {
-      const T* xr = x.data() + row * channels_;
-      const T* dyr = dy.data() + row * channels_;
-      T* dxr = dx->data() + row * channels_;
-      for (Index c = 0; c < channels_; ++c) {
-        const auto k = static_cast<std::size_t>(c);
-        const T xhat = (xr[c] - center[k]) * inv_std[k];
-        dxr[c] = scale_[k] * (dyr[c] - a[k] - xhat * b[k]);
+    const auto a = detail::strip_pattern<T>(a_c, strip_rows);
+    const auto b = detail::strip_pattern<T>(b_c, strip_rows);
+    const auto center = detail::strip_pattern<T>(mean_, strip_rows);
+    const auto inv_std_t = detail::strip_pattern<T>(inv_std_, strip_rows);
+    const auto scale = detail::strip_pattern<T>(scale_, strip_rows);
+    for_strips(rows, [&](Index first, Index count) {
+      const T* xs = x.data() + first;
+      const T* dys = dy.data() + first;
+      T* dxs = dx->data() + first;
+      for (Index s = 0; s < count; ++s) {
+        const auto k = static_cast<std::size_t>(s);
+        const T xhat = (xs[s] - center[k]) * inv_std_t[k];
+        dxs[s] = scale[k] * (dys[s] - a[k] - xhat * b[k]);
       }
     });
   }
 
  private:
-  /// Runs body(row) for every row, in blocks spread over the threads.
+  /// Runs body(first, count) over every row, a strip of strip_rows rows (count values from
+  /// value `first`) at a time, in blocks of rows spread over the threads.
   template <typename Body>
-  void for_row_blocks(Index rows, Body&& body) const {
-    const Index block = std::max<Index>(1, (Index{1} << 14) / channels_);
+  void for_strips(Index rows, Body&& body) const {
+    const Index strip_rows = detail::strip_rows(channels_);
+    const Index block = std::max<Index>(1, (Index{1} << 14) / (channels_ * strip_rows)) * strip_rows;
     parallel_for_blocks(rows, block, [&](Index begin, Index end) {
-      kernels::vectorized([&] {  // the channel loops use the CPU's widest vectors
-        for (Index row = begin; row < end; ++row) body(row);
+      kernels::vectorized([&] {  // the strip loops use the CPU's widest vectors
+        for (Index row = begin; row < end; row += strip_rows)
+          body(row * channels_, std::min(strip_rows, end - row) * channels_);
       });
     });
   }
@@ -201,6 +251,7 @@ class BatchNormalization final : public Layer<T> {
   bool batch_statistics_ = false;
   std::vector<double> mean_, inv_std_;
   std::vector<T> scale_, shift_;
+  std::vector<double> scratch_;  // the reductions' accumulators (sum_over_strips)
 };
 
 }  // namespace stratum
