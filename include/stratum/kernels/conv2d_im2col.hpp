@@ -68,15 +68,16 @@ const T* gradient_block(const T* d_output, Index offset, Index count, T* buffer,
 }
 }  // namespace detail
 
-/// Output pixels per tile: about 512 KiB of patches (half a Zen 5 core's L2), but small enough
-/// that the pass has four tiles per thread, and at least 16. (Cut for the cache alone, one
+/// Output pixels per tile: about 512 KiB of patches (half a Zen 5 core's L2), but with more
+/// than one thread small enough that the pass has four tiles per thread, and at least 16. (Cut for the cache alone, one
 /// image through the compact network's 16x16 convolution was two tiles of 240 and 16 pixels,
 /// and its 8x8 one a single tile: one thread ran it alone, 190 us of the 1.07 ms the image
 /// took.) Tiles never change an output's bits: the GEMM sums each one whatever block it lies
 /// in, and the epilogue's activations work value by value.
 inline Index im2col_tile_rows(const WindowGeometry& g) {
   const Index cache_rows = Index{131072} / std::max<Index>(g.patch_size(), 1);
-  const Index share_rows = g.batch * g.out_pixels() / (4 * Index{threads_for_region()});
+  const Index threads = threads_for_region();  // one thread needs no more than the cache's cut
+  const Index share_rows = threads > 1 ? g.batch * g.out_pixels() / (4 * threads) : cache_rows;
   const Index rows = (std::min(cache_rows, share_rows) + 15) / 16 * 16;
   return std::clamp<Index>(rows, 16, std::max<Index>(g.out_pixels(), 16));
 }
