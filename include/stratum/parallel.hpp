@@ -52,8 +52,9 @@ inline int threads_for_region() {
 /// took 8.6-10.0 ms with two threads, 7.6-9.6 ms with one; in runs of consecutive rows,
 /// 4.1-4.6 ms with two (docs/kernels.md, "A seventh window"). Each thread's rows then follow one
 /// another, so the input rows that neighbouring output rows share stay in its cache, and the
-/// shared counters are touched 32 times a region, not 4,032. 16 runs per thread still leave a thread that the system
-/// deschedules holding at most 1/16 of its share, which the other threads do not wait for.
+/// shared counters are touched 32 times a region, not 4,032. 16 runs per thread still leave a
+/// thread that the system deschedules holding at most 1/16 of its share, which the other
+/// threads do not wait for.
 inline constexpr Index tasks_per_thread = 16;
 
 /// Runs body(i) for every i in [0, count) on the pool's threads, in runs of consecutive i
@@ -126,5 +127,17 @@ class ThreadScratch {
  private:
   std::vector<AlignedVector<T>> buffers_;
 };
+
+/// out[0 .. count) = the sum over the buffers of `partials`, in buffer order, of each one's
+/// values [offset, offset + count): how a reduction adds its slots' partial results, in an
+/// order that depends only on the slots.
+template <typename T>
+void sum_slots(ThreadScratch<T>& partials, Index offset, Index count, T* out) {
+  std::copy_n(partials.get(0) + offset, count, out);
+  for (int t = 1; t < partials.count(); ++t) {
+    const T* partial = partials.get(t) + offset;
+    for (Index i = 0; i < count; ++i) out[i] += partial[i];
+  }
+}
 
 }  // namespace stratum

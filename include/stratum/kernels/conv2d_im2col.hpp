@@ -69,11 +69,11 @@ const T* gradient_block(const T* d_output, Index offset, Index count, T* buffer,
 }  // namespace detail
 
 /// Output pixels per tile: about 512 KiB of patches (half a Zen 5 core's L2), but with more
-/// than one thread small enough that the pass has four tiles per thread, and at least 16. (Cut for the cache alone, one
-/// image through the compact network's 16x16 convolution was two tiles of 240 and 16 pixels,
-/// and its 8x8 one a single tile: one thread ran it alone, 190 us of the 1.07 ms the image
-/// took.) Tiles never change an output's bits: the GEMM sums each one whatever block it lies
-/// in, and the epilogue's activations work value by value.
+/// than one thread small enough that the pass has four tiles per thread; at least 16. (Cut for
+/// the cache alone, one image through the compact network's 16x16 convolution was two tiles of
+/// 240 and 16 pixels, and its 8x8 one a single tile, which one thread ran alone: 188-192 us of
+/// the 1.07 ms the image took.) Tiles never change an output's bits: the GEMM sums each output
+/// the same in any block, and the epilogue's activations work value by value.
 inline Index im2col_tile_rows(const WindowGeometry& g) {
   const Index cache_rows = Index{131072} / std::max<Index>(g.patch_size(), 1);
   const Index threads = threads_for_region();  // one thread needs no more than the cache's cut
@@ -157,17 +157,6 @@ template <typename T>
 using ConstRowVectorMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 template <typename T>
 using RowVectorMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-
-/// out[0 .. count) = the sum over slots, in slot order, of values [offset, offset + count) of
-/// each slot's partial.
-template <typename T>
-void sum_slots(ThreadScratch<T>& partials, Index offset, Index count, T* out) {
-  std::copy_n(partials.get(0) + offset, count, out);
-  for (int t = 1; t < partials.count(); ++t) {
-    const T* partial = partials.get(t) + offset;
-    for (Index i = 0; i < count; ++i) out[i] += partial[i];
-  }
-}
 
 /// d_kernel (K x F) and d_bias (F) = the sum, in slot order, of the partial sums of a parallel
 /// reduction's slots, kept in `partials` as K*F kernel values followed by F bias values. The

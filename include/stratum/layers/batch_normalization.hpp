@@ -50,18 +50,17 @@ std::vector<S> strip_pattern(const std::vector<V>& values, Index rows) {
 /// sums[t * C + c] = the sum over all rows of term t of channel c, for t < terms: in double,
 /// in parallel over the slots of a reduction (parallel.hpp). Each slot adds its rows strip by
 /// strip: add_strip(first, count, acc, strip) adds term t of value first + s (s < count,
-/// whole rows) to acc[t * strip + s]; the strip's rows are then summed per channel. Partial
-/// sums are combined in slot order, so a thread count always gives the same result.
-/// `scratch` holds the slots' accumulators from call to call.
+/// whole rows) to acc[t * strip + s]; the strip's rows are then summed per channel into the
+/// slot's partial sums, which follow its accumulators in its buffer of `scratch`. Partial sums
+/// are combined in slot order (sum_slots), so a thread count always gives the same result.
 template <typename AddStrip>
-void sum_over_strips(Index rows, Index channels, Index terms, std::vector<double>& scratch,
+void sum_over_strips(Index rows, Index channels, Index terms, ThreadScratch<double>& scratch,
                      std::vector<double>& sums, AddStrip&& add_strip) {
   const Index k = strip_rows(channels), strip = k * channels, width = terms * channels;
   const Index slots = reduction_slots(rows, terms * strip + width);
-  const Index per_slot = terms * strip + width;  // accumulators, then the slot's sums
-  scratch.resize(static_cast<std::size_t>(slots * per_slot));
+  scratch.prepare(terms * strip + width, slots);
   parallel_for_slots(rows, slots, [&](Index slot, Index begin, Index end) {
-    double* acc = scratch.data() + slot * per_slot;
+    double* acc = scratch.get(slot);
     std::fill_n(acc, terms * strip, 0.0);
     kernels::vectorized([&] {  // the strip loops use the CPU's widest vectors
       for (Index row = begin; row < end; row += k)
@@ -75,11 +74,8 @@ void sum_over_strips(Index rows, Index channels, Index terms, std::vector<double
         partial[t * channels + c] = sum;
       }
   });
-  sums.assign(static_cast<std::size_t>(width), 0.0);
-  for (Index slot = 0; slot < slots; ++slot)
-    for (Index i = 0; i < width; ++i)
-      sums[static_cast<std::size_t>(i)] +=
-          scratch[static_cast<std::size_t>(slot * per_slot + terms * strip + i)];
+  sums.resize(static_cast<std::size_t>(width));
+  sum_slots(scratch, terms * strip, width, sums.data());
 }
 
 }  // namespace detail
@@ -142,7 +138,8 @@ class BatchNormalization final : public Layer<T> {
                               [&](Index first, Index count, double* acc, Index /*strip*/) {
                                 const T* xs = x.data() + first;
                                 for (Index s = 0; s < count; ++s) {
-                                  const double d = double(xs[s]) - mean[static_cast<std::size_t>(s)];
+                                  const double d =
+                                      double(xs[s]) - mean[static_cast<std::size_t>(s)];
                                   acc[s] += d * d;
                                 }
                               });
@@ -189,16 +186,17 @@ class BatchNormalization final : public Layer<T> {
     const auto mean = detail::strip_pattern<double>(mean_, strip_rows);
     const auto inv_std = detail::strip_pattern<double>(inv_std_, strip_rows);
     std::vector<double> sums;  // [0, C): sum dy; [C, 2C): sum dy * xhat
-    detail::sum_over_strips(
-        rows, channels_, 2, scratch_, sums, [&](Index first, Index count, double* acc, Index strip) {
-          const T* xs = x.data() + first;
-          const T* dys = dy.data() + first;
-          for (Index s = 0; s < count; ++s) {
-            const auto k = static_cast<std::size_t>(s);
-            acc[s] += double(dys[s]);
-            acc[strip + s] += double(dys[s]) * (double(xs[s]) - mean[k]) * inv_std[k];
-          }
-        });
+    detail::sum_over_strips(rows, channels_, 2, scratch_, sums,
+                            [&](Index first, Index count, double* acc, Index strip) {
+                              const T* xs = x.data() + first;
+                              const T* dys = dy.data() + first;
+                              for (Index s = 0; s < count; ++s) {
+                                const auto k = static_cast<std::size_t>(s);
+                                acc[s] += double(dys[s]);
+                                acc[strip + s] +=
+                                    double(dys[s]) * (double(xs[s]) - mean[k]) * inv_std[k];
+                              }
+                            });
     for (std::size_t c = 0; c < C; ++c) {
       beta_.grad[static_cast<Index>(c)] = T(sums[c]);
       gamma_.grad[static_cast<Index>(c)] = T(sums[C + c]);
@@ -215,7 +213,7 @@ class BatchNormalization final : public Layer<T> {
     const auto a = detail::strip_pattern<T>(a_c, strip_rows);
     const auto b = detail::strip_pattern<T>(b_c, strip_rows);
     const auto center = detail::strip_pattern<T>(mean_, strip_rows);
-    const auto inv_std_t = detail::strip_pattern<T>(inv_std_, strip_rows);
+    const auto inv_std_in_t = detail::strip_pattern<T>(inv_std_, strip_rows);
     const auto scale = detail::strip_pattern<T>(scale_, strip_rows);
     for_strips(rows, [&](Index first, Index count) {
       const T* xs = x.data() + first;
@@ -223,7 +221,7 @@ class BatchNormalization final : public Layer<T> {
       T* dxs = dx->data() + first;
       for (Index s = 0; s < count; ++s) {
         const auto k = static_cast<std::size_t>(s);
-        const T xhat = (xs[s] - center[k]) * inv_std_t[k];
+        const T xhat = (xs[s] - center[k]) * inv_std_in_t[k];
         dxs[s] = scale[k] * (dys[s] - a[k] - xhat * b[k]);
       }
     });
@@ -235,7 +233,8 @@ class BatchNormalization final : public Layer<T> {
   template <typename Body>
   void for_strips(Index rows, Body&& body) const {
     const Index strip_rows = detail::strip_rows(channels_);
-    const Index block = std::max<Index>(1, (Index{1} << 14) / (channels_ * strip_rows)) * strip_rows;
+    const Index block =
+        std::max<Index>(1, (Index{1} << 14) / (channels_ * strip_rows)) * strip_rows;
     parallel_for_blocks(rows, block, [&](Index begin, Index end) {
       kernels::vectorized([&] {  // the strip loops use the CPU's widest vectors
         for (Index row = begin; row < end; row += strip_rows)
@@ -251,7 +250,7 @@ class BatchNormalization final : public Layer<T> {
   bool batch_statistics_ = false;
   std::vector<double> mean_, inv_std_;
   std::vector<T> scale_, shift_;
-  std::vector<double> scratch_;  // the reductions' accumulators (sum_over_strips)
+  ThreadScratch<double> scratch_;  // the reductions' accumulators (sum_over_strips)
 };
 
 }  // namespace stratum
