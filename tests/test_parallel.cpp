@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <stratum/parallel.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <numeric>
 #include <stdexcept>
@@ -63,10 +64,42 @@ TEST_CASE("parallel_for uses the pool's threads, each with its own index") {
   CHECK(thread_index() == 0);
 }
 
+/// The ranges a region of `count` items is claimed in, for `threads` threads and ranges of at
+/// most `longest`: what ThreadPool::run_length gives, claim after claim.
+std::vector<Index> claimed_range_starts(Index count, Index longest, Index threads) {
+  std::vector<Index> starts;
+  for (Index begin = 0; begin < count;) {
+    starts.push_back(begin);
+    begin += detail::ThreadPool::run_length(count - begin, longest, threads);
+  }
+  return starts;
+}
+
+TEST_CASE("run_length: full ranges while much is left, shrinking to single items at the end") {
+  // 960 items (the notebook's conv2 bands at batch 32) on 2 threads, ranges of at most 30.
+  const std::vector<Index> starts = claimed_range_starts(960, 30, 2);
+  std::vector<Index> lengths;
+  for (std::size_t r = 0; r < starts.size(); ++r)
+    lengths.push_back((r + 1 < starts.size() ? starts[r + 1] : 960) - starts[r]);
+  CHECK(lengths.front() == 30);
+  CHECK(lengths.back() == 1);
+  for (std::size_t r = 1; r < lengths.size(); ++r) {
+    INFO("range " << r);
+    CHECK(lengths[r] <= lengths[r - 1]);  // never longer than the one before
+  }
+  // Full ranges while more than 2 x threads x 30 = 120 items are left, and at 120: 29 of them.
+  CHECK(std::count(lengths.begin(), lengths.end(), Index{30}) == 29);
+  CHECK(lengths.size() < 32 + 20);  // the tail adds few claims
+  // Ranges of one item are plain one-by-one hand-out, and a range never passes `longest`.
+  CHECK(claimed_range_starts(10, 1, 2).size() == 10);
+  CHECK(detail::ThreadPool::run_length(1000000, 7, 4) == 7);
+  CHECK(detail::ThreadPool::run_length(1, 7, 4) == 1);
+}
+
 TEST_CASE("parallel_for hands out runs of consecutive indices, each run on one thread") {
   with_threads(2, [] {
     constexpr Index count = 320;
-    const Index tasks = tasks_per_thread * 2;  // 32 runs of 10
+    const Index longest = count / (tasks_per_thread * 2);  // runs of 10, shorter at the end
     std::vector<int> thread_of(static_cast<std::size_t>(count), -1);
     // Tasks long enough that both threads take some.
     parallel_for(count, [&](Index i) {
@@ -74,8 +107,8 @@ TEST_CASE("parallel_for hands out runs of consecutive indices, each run on one t
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     });
     std::vector<bool> starts_run(static_cast<std::size_t>(count), false);
-    for (Index t = 0; t < tasks; ++t)
-      starts_run[static_cast<std::size_t>(count * t / tasks)] = true;
+    for (Index start : claimed_range_starts(count, longest, 2))
+      starts_run[static_cast<std::size_t>(start)] = true;
     int threads_seen[2] = {0, 0};
     for (Index i = 0; i < count; ++i) {
       const int t = thread_of[static_cast<std::size_t>(i)];

@@ -57,20 +57,17 @@ inline int threads_for_region() {
 /// threads do not wait for.
 inline constexpr Index tasks_per_thread = 16;
 
-/// Runs body(i) for every i in [0, count) on the pool's threads, in runs of consecutive i
-/// (count / (tasks_per_thread x threads) of them, at least 1), each run to whichever thread is
-/// free. For work whose results cannot depend on which thread runs which i.
+/// Runs body(i) for every i in [0, count) on the pool's threads, in runs of consecutive i, each
+/// run to whichever thread is free: runs of count / (tasks_per_thread x threads) (at least 1)
+/// while much is left, shorter ones towards the end (ThreadPool::run_length). For work whose
+/// results cannot depend on which thread runs which i.
 template <typename Body>
 void parallel_for(Index count, Body&& body) {
-  const Index tasks = std::min(count, tasks_per_thread * Index{threads_for_region()});
-  if (tasks >= count) {
-    detail::ThreadPool::instance().run(count, body);
-    return;
-  }
-  auto run = [&](Index task) {
-    for (Index i = count * task / tasks, end = count * (task + 1) / tasks; i < end; ++i) body(i);
+  const Index tasks = tasks_per_thread * Index{threads_for_region()};
+  auto run = [&](Index begin, Index end) {
+    for (Index i = begin; i < end; ++i) body(i);
   };
-  detail::ThreadPool::instance().run(tasks, run);
+  detail::ThreadPool::instance().run_ranges(count, (count + tasks - 1) / tasks, run);
 }
 
 /// Runs body(begin, end) over [0, size) in blocks of `block` elements, in parallel.

@@ -6,9 +6,10 @@
 // other finishes its half and spins at the barrier, holding a core the late thread could have
 // used. Measured on our 2-core machine beside one busy process, two OpenMP threads took 1.2 to
 // 5 times as long as one (docs/kernels.md). So this pool
-//   - hands out tasks one at a time from a shared counter: a thread that runs takes over the
-//     work of one that was descheduled, and the region waits at most for the task a late
-//     thread holds;
+//   - hands out work a range at a time from a shared counter: a thread that runs takes over
+//     the work of one that was descheduled, and the region waits at most for the range a late
+//     thread holds. The ranges shrink towards the end of a region (run_length), so that on a
+//     quiet machine the threads also finish within a few items of each other;
 //   - never waits for a worker to join: the calling thread starts on the tasks at once, and a
 //     worker that wakes up after every task was taken goes back to sleep;
 //   - spins only briefly (spin_time) before it sleeps on a condition variable, so that a
@@ -94,10 +95,10 @@ class WaitableCounter {
     wake();
     return before;
   }
-  /// Subtracts one and returns the value before; wakes the waiters when it reaches zero.
-  std::uint32_t decrement() {
-    const std::uint32_t before = value_.fetch_sub(1, std::memory_order_seq_cst);
-    if (before == 1) wake();
+  /// Subtracts `delta` and returns the value before; wakes the waiters when it reaches zero.
+  std::uint32_t subtract(std::uint32_t delta) {
+    const std::uint32_t before = value_.fetch_sub(delta, std::memory_order_seq_cst);
+    if (before == delta) wake();
     return before;
   }
 
@@ -161,17 +162,32 @@ class ThreadPool {
   /// An exception thrown by a task is rethrown here (the other tasks still run).
   template <typename Task>
   void run(Index count, Task& task) {
+    auto run_one_by_one = [&task](Index begin, Index end) {
+      for (Index i = begin; i < end; ++i) task(i);
+    };
+    run_ranges(count, 1, run_one_by_one);
+  }
+
+  /// Runs task(begin, end) over ranges that cover [0, count) once, in order: each claim takes
+  /// the next range, of longest_range items while many are left and fewer towards the end
+  /// (run_length), so that the threads finish within a few items of each other rather than
+  /// one range. Otherwise as run().
+  template <typename RangeTask>
+  void run_ranges(Index count, Index longest_range, RangeTask& task) {
     if (count <= 0) return;
     if (count == 1 || size() == 1 || inside_region()) {
-      for (Index i = 0; i < count; ++i) task(i);
+      task(Index{0}, count);
       return;
     }
-    if (count > Index{UINT32_MAX}) throw Error("parallel region of more than 2^32 tasks");
+    if (count > Index{UINT32_MAX}) throw Error("parallel region of more than 2^32 items");
     std::lock_guard lock(region_mutex_);
     start_workers();
     task_count_ = count;
+    longest_range_.store(std::max<Index>(longest_range, 1), std::memory_order_relaxed);
     task_object_ = &task;
-    task_call_ = [](void* object, Index i) { (*static_cast<Task*>(object))(i); };
+    task_call_ = [](void* object, Index begin, Index end) {
+      (*static_cast<RangeTask*>(object))(begin, end);
+    };
     error_ = nullptr;
     pending_.store(static_cast<std::uint32_t>(count));
     const std::uint32_t generation = generation_.load() + 1;
@@ -183,6 +199,15 @@ class ThreadPool {
     if (error_) std::rethrow_exception(error_);
   }
 
+  /// How many items a claim takes when `left` are not yet claimed: a share of what is left,
+  /// 1 / (2 x threads) of it (as OpenMP's guided schedule shrinks its chunks), at most
+  /// `longest_range` and at least one. Where a range of longest_range was the last claim, a
+  /// thread could wait for the other's whole range at the end of every region; the shrinking
+  /// ranges leave it one item to wait for. It depends only on `left`, so a region's ranges are
+  /// the same every time.
+  [[nodiscard]] static Index run_length(Index left, Index longest_range, Index threads) {
+    return std::clamp<Index>((left + 2 * threads - 1) / (2 * threads), 1, longest_range);
+  }
   /// Whether the calling thread is running a task of a region (a region it starts runs on it
   /// alone).
   static bool in_task() { return inside_region(); }
@@ -199,27 +224,30 @@ class ThreadPool {
     return inside;
   }
 
-  /// Claims and runs tasks of region `generation` until none is left, in order (the cursor's
-  /// low half counts the tasks not yet claimed), so that a loop that stops early has run
-  /// every task before the one that stopped it.
+  /// Claims and runs ranges of region `generation` until none is left, in order (the cursor's
+  /// low half counts the items not yet claimed), so that a loop that stops early has run
+  /// every item before the one that stopped it.
   void work(std::uint32_t generation) {
     inside_region() = true;
     std::uint64_t cursor = cursor_.load(std::memory_order_acquire);
     for (;;) {
-      if (cursor >> 32 != generation || (cursor & 0xFFFFFFFFu) == 0) break;
-      if (!cursor_.compare_exchange_weak(cursor, cursor - 1, std::memory_order_acq_rel,
-                                         std::memory_order_acquire))
+      const auto left = static_cast<Index>(cursor & 0xFFFFFFFFu);
+      if (cursor >> 32 != generation || left == 0) break;
+      // `take` is worked out before the claim (longest_range_ is atomic for that) and used only
+      // if the claim succeeds. Then the region is still running (these items are pending),
+      // and task_count_, task_object_ and task_call_ are the ones it published.
+      const Index take = run_length(left, longest_range_.load(std::memory_order_relaxed), size());
+      if (!cursor_.compare_exchange_weak(cursor, cursor - static_cast<std::uint64_t>(take),
+                                         std::memory_order_acq_rel, std::memory_order_acquire))
         continue;
-      // The claim succeeded, so the region is still running (this task is pending) and
-      // task_count_, task_object_ and task_call_ are the ones it published.
-      const auto task = task_count_ - static_cast<Index>(cursor & 0xFFFFFFFFu);
+      const Index begin = task_count_ - left;
       try {
-        task_call_(task_object_, task);
+        task_call_(task_object_, begin, begin + take);
       } catch (...) {
         std::lock_guard lock(error_mutex_);
         if (!error_) error_ = std::current_exception();
       }
-      pending_.decrement();
+      pending_.subtract(static_cast<std::uint32_t>(take));
       cursor = cursor_.load(std::memory_order_acquire);
     }
     inside_region() = false;
@@ -255,12 +283,13 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex region_mutex_;               // one region at a time, whichever thread starts it
   WaitableCounter generation_;            // the latest region; what idle workers wait on
-  std::atomic<std::uint64_t> cursor_{0};  // generation << 32 | tasks not yet claimed
-  WaitableCounter pending_;               // tasks of the region not yet finished
+  std::atomic<std::uint64_t> cursor_{0};  // generation << 32 | items not yet claimed
+  WaitableCounter pending_;               // items of the region not yet finished
   std::atomic<bool> stopping_{false};
   Index task_count_ = 0;
+  std::atomic<Index> longest_range_{1};  // read before a claim, so atomic
   void* task_object_ = nullptr;
-  void (*task_call_)(void*, Index) = nullptr;
+  void (*task_call_)(void*, Index, Index) = nullptr;
   std::mutex error_mutex_;
   std::exception_ptr error_;
 };
